@@ -1,0 +1,72 @@
+# nnlens: `make reproduce` rebuilds every figure, table and claim; `make test` checks it all.
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+
+PROFILE ?= default
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+KERNEL  := nnlens
+STAMP   := $(VENV)/.nnlens-installed
+
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+LIB       := $(shell find lib/nnlens -name '*.py' 2>/dev/null)
+REPORTS   := $(if $(filter default,$(PROFILE)),reports,reports/$(PROFILE))
+EXECUTED  := $(patsubst notebooks/%,$(REPORTS)/notebooks/%,$(NOTEBOOKS))
+SCRATCH   := .scratch
+
+.PHONY: help setup reproduce test test-unit test-notebooks bench lab lock clean distclean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@echo "  variables: PROFILE=smoke|default|paper (default: default)"
+
+setup: $(STAMP) ## create .venv, install the pinned environment, register the Jupyter kernel
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (nnlens)" >/dev/null
+	@touch $@
+
+reproduce: $(EXECUTED) ## run every notebook at PROFILE into reports/ and rebuild reports/claims.md
+	@$(PY) -m nnlens.runner index --profile $(PROFILE)
+	@echo "reports in $(REPORTS)/ (claims: $(REPORTS)/claims.md)"
+
+$(REPORTS)/notebooks/%.ipynb: notebooks/%.ipynb $(LIB) $(STAMP)
+	@$(PY) -m nnlens.runner run $< --profile $(PROFILE) --kernel $(KERNEL)
+
+test: test-unit test-notebooks ## pytest (unit + integration) and nbval over notebooks/ at the smoke profile
+
+test-unit: $(STAMP)
+	@mkdir -p $(SCRATCH)
+	NNLENS_REPORTS=$(CURDIR)/$(SCRATCH)/reports NNLENS_CACHE=$(CURDIR)/$(SCRATCH)/cache \
+	  $(PY) -m pytest -q tests
+
+test-notebooks: $(STAMP)
+	@mkdir -p $(SCRATCH)
+	NNLENS_PROFILE=smoke NNLENS_PROGRESS=0 NNLENS_REPORTS=$(CURDIR)/$(SCRATCH)/reports \
+	  NNLENS_CACHE=$(CURDIR)/$(SCRATCH)/cache \
+	  $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks/
+
+bench: $(STAMP) ## run the benchmarks (reports/bench/*.csv and figures)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lab: $(STAMP) ## open JupyterLab on the notebooks
+	$(VENV)/bin/jupyter lab notebooks/
+
+lock: ## re-pin requirements.lock from a fresh resolve of pyproject.toml
+	rm -rf $(SCRATCH)/lockenv && $(PYTHON) -m venv $(SCRATCH)/lockenv
+	$(SCRATCH)/lockenv/bin/pip install -q -e '.[dev]'
+	$(SCRATCH)/lockenv/bin/pip freeze --exclude-editable | grep -v '^nnlens' > requirements.lock
+	rm -rf $(SCRATCH)/lockenv
+
+clean: ## remove caches, scratch outputs and staged reports (keeps .venv and reports/)
+	rm -rf data/cache $(SCRATCH) reports/.staging reports/.failed reports/smoke .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean ## also remove .venv
+	rm -rf $(VENV)

@@ -1,0 +1,199 @@
+"""Tables, the claims ledger and the run manifest.
+
+- ``save_table(df, name)`` writes ``tables/<name>.csv`` and ``tables/<name>.md``
+  with one fixed float format, atomically, so reruns give identical bytes.
+- ``Ledger(study, profile)`` collects one row per paper claim: id (``01.2``),
+  statement, measured value, threshold and verdict. ``Ledger.save()`` writes
+  ``claims/<study>.csv``; ``build_claims_md()`` joins every study's rows into
+  ``claims.md``.
+- ``write_manifest(study, profile, seeds)``: profile, seeds, package versions
+  and commit of a run, as JSON.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import _io, paths
+
+FLOAT_FORMAT = "%.4f"
+
+
+def _fmt(x) -> str:
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (float, np.floating)):
+        if math.isnan(x):
+            return "nan"
+        if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
+            return f"{x:.3e}"
+        return FLOAT_FORMAT % x
+    return str(x)
+
+
+def to_markdown(df: pd.DataFrame, index: bool = False) -> str:
+    """A GitHub-flavoured Markdown table with the fixed float format."""
+    if index:
+        df = df.reset_index()
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        cells = [_fmt(v).replace("|", "\\|") for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def save_table(df: pd.DataFrame, name: str, *, index: bool = False, directory: Path | None = None) -> Path:
+    """Write ``df`` as ``<name>.csv`` and ``<name>.md``; returns the CSV path."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"save_table needs a pandas DataFrame, got {type(df).__name__}")
+    out = Path(directory) if directory is not None else paths.tables_dir()
+    csv_path = out / f"{name}.csv"
+    _io.write_text(csv_path, df.to_csv(index=index, float_format=FLOAT_FORMAT, lineterminator="\n"))
+    _io.write_text(out / f"{name}.md", to_markdown(df, index=index))
+    return csv_path
+
+
+# ------------------------------------------------------------------ claims ledger
+CLAIM_COLUMNS = ["id", "statement", "value", "threshold", "holds", "profile"]
+
+
+@dataclass
+class Claim:
+    id: str
+    statement: str
+    value: str
+    threshold: str
+    holds: bool
+    profile: str
+
+
+class Ledger:
+    """The claims of one study at one profile.
+
+    >>> ledger = Ledger("01", "default")
+    >>> ledger.claim("01.1", "20% of variance suffices", value=0.93, threshold=">= 0.9 accuracy", holds=True)
+    """
+
+    def __init__(self, study: str, profile: str):
+        self.study = str(study).zfill(2)
+        self.profile = profile
+        self.rows: list[Claim] = []
+
+    def claim(self, id: str, statement: str, value, threshold: str, holds: bool) -> Claim:
+        if not str(id).startswith(self.study + "."):
+            raise ValueError(f"claim id {id!r} must start with the study number {self.study!r}, e.g. '{self.study}.1'")
+        if not isinstance(holds, (bool, np.bool_)):
+            raise TypeError(f"claim {id}: holds must be a bool, got {type(holds).__name__}")
+        value_s = value if isinstance(value, str) else _fmt(value)
+        row = Claim(str(id), statement, value_s, str(threshold), bool(holds), self.profile)
+        self.rows = [r for r in self.rows if r.id != row.id] + [row]
+        return row
+
+    def frame(self) -> pd.DataFrame:
+        df = pd.DataFrame([r.__dict__ for r in self.rows], columns=CLAIM_COLUMNS)
+        return df.sort_values("id", key=lambda s: s.map(_id_key)).reset_index(drop=True)
+
+    def save(self) -> Path:
+        """Write ``claims/<study>.csv`` and rebuild ``claims.md``."""
+        target = paths.claims_dir() / f"{self.study}.csv"
+        _io.write_text(target, self.frame().to_csv(index=False, lineterminator="\n"))
+        build_claims_md()
+        return target
+
+    def _repr_markdown_(self) -> str:
+        return _claims_markdown(self.frame())
+
+
+def _id_key(claim_id: str):
+    study, _, n = str(claim_id).partition(".")
+    return (int(study), int(n) if n.isdigit() else 0)
+
+
+def _claims_markdown(df: pd.DataFrame) -> str:
+    view = pd.DataFrame({
+        "claim": df["id"],
+        "statement": df["statement"],
+        "measured": df["value"],
+        "threshold": df["threshold"],
+        "verdict": df["holds"].map(lambda h: "holds" if h else "**does not hold**"),
+    })
+    return to_markdown(view)
+
+
+def load_claims(directory: Path | None = None) -> pd.DataFrame:
+    d = Path(directory) if directory is not None else paths.claims_dir()
+    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in sorted(d.glob("*.csv"))]
+    if not frames:
+        return pd.DataFrame(columns=CLAIM_COLUMNS)
+    df = pd.concat(frames, ignore_index=True)
+    df["holds"] = df["holds"].map(lambda s: str(s).lower() == "true")
+    return df.sort_values("id", key=lambda s: s.map(_id_key)).reset_index(drop=True)
+
+
+def build_claims_md() -> Path:
+    """Join all studies' claim rows into ``claims.md`` (one row per claim)."""
+    df = load_claims()
+    n_hold = int(df["holds"].sum()) if len(df) else 0
+    profiles = ", ".join(sorted(set(df["profile"]))) if len(df) else "-"
+    text = (
+        "# Claims ledger\n\n"
+        "Every paper claim the workbook checks, with what was measured and the threshold it was\n"
+        "checked against. A claim that does not hold at this scale is reported as not holding.\n"
+        "Regenerated by `make reproduce`; do not edit by hand.\n\n"
+        f"Profile: {profiles}. {n_hold} of {len(df)} claims hold.\n\n"
+    )
+    for study, part in df.groupby(df["id"].str.split(".").str[0], sort=True):
+        text += f"## Study {study}\n\n" + _claims_markdown(part) + "\n"
+    return _io.write_text(paths.reports_dir() / "claims.md", text)
+
+
+# ------------------------------------------------------------------ manifest
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(paths.ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions(names=("torch", "torchvision", "numpy", "scipy", "scikit-learn", "statsmodels",
+                            "pandas", "matplotlib", "seaborn", "powerlaw", "pytorch-optimizer")) -> dict:
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = None
+    return out
+
+
+def write_manifest(study: str, profile: str, seeds, config=None, extra: dict | None = None) -> Path:
+    """Record what produced a study's reports: profile, seeds, config, versions, commit.
+
+    Nothing time-dependent is written, so a rerun leaves identical bytes.
+    """
+    import dataclasses
+
+    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    doc = {
+        "study": str(study).zfill(2),
+        "profile": profile,
+        "seeds": list(seeds) if not isinstance(seeds, int) else [seeds],
+        "config": cfg,
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        "commit": _commit(),
+        **(extra or {}),
+    }
+    target = paths.manifests_dir() / f"{str(study).zfill(2)}.json"
+    return _io.write_text(target, json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,169 @@
+"""Run study notebooks headless with papermill, safely.
+
+``python -m nnlens.runner run notebooks/01_pca_surrogates.ipynb --profile default``
+
+1. The notebook runs with papermill (``-p profile ...``, ``--cwd notebooks``)
+   into a staging folder; ``NNLENS_REPORTS`` points the library's figures,
+   tables, claims and manifests there too.
+2. Success: volatile metadata (timestamps, durations) is scrubbed so a rerun is
+   byte-identical, then every staged file is moved into the reports folder
+   (one atomic rename per file) and ``claims.md`` is rebuilt.
+3. Failure: nothing in the reports folder changes; one message names the cell
+   and the error, and the partly executed notebook is kept in ``reports/.failed/``.
+
+``python -m nnlens.runner index`` rebuilds ``claims.md`` and the report index ``README.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from . import _io, paths, profiles
+
+VOLATILE_KEYS = ("start_time", "end_time", "duration", "exception")
+
+
+def final_reports_dir(profile: str) -> Path:
+    return paths.ROOT / "reports" if profile == "default" else paths.ROOT / "reports" / profile
+
+
+def scrub(nb_path: Path) -> None:
+    """Remove papermill's timestamps and durations and the kernel's execution metadata."""
+    nb = json.loads(nb_path.read_text())
+    pm = nb.get("metadata", {}).get("papermill", {})
+    for k in VOLATILE_KEYS:
+        pm.pop(k, None)
+    pm.pop("input_path", None)
+    pm.pop("output_path", None)
+    for cell in nb.get("cells", []):
+        md = cell.get("metadata", {})
+        md.pop("execution", None)
+        for k in VOLATILE_KEYS:
+            md.get("papermill", {}).pop(k, None)
+    _io.write_text(nb_path, json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _merge(staging: Path, final: Path) -> list[Path]:
+    moved = []
+    for src in sorted(p for p in staging.rglob("*") if p.is_file()):
+        rel = src.relative_to(staging)
+        if rel == Path("claims.md"):
+            continue  # rebuilt from all studies below
+        dst = final / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        moved.append(dst)
+    return moved
+
+
+def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens") -> Path:
+    import papermill as pm
+
+    profiles.validate_profile(profile)
+    nb = Path(notebook).resolve()
+    if not nb.exists():
+        raise SystemExit(f"error: notebook {notebook} does not exist; notebooks are in {paths.NOTEBOOKS}")
+    final = final_reports_dir(profile)
+    staging = paths.ROOT / "reports" / ".staging" / f"{profile}-{nb.stem}"
+    failed = paths.ROOT / "reports" / ".failed"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    out_nb = staging / "notebooks" / nb.name
+    out_nb.parent.mkdir(parents=True)
+    env_before = {k: os.environ.get(k) for k in ("NNLENS_REPORTS", "NNLENS_PROGRESS", "NNLENS_PROFILE")}
+    os.environ["NNLENS_REPORTS"] = str(staging)
+    os.environ["NNLENS_PROGRESS"] = "0"
+    os.environ.pop("NNLENS_PROFILE", None)  # papermill's -p profile is the one that counts here
+    print(f"[{nb.stem}] running at profile {profile} ...", flush=True)
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(nb), str(out_nb), parameters={"profile": profile}, kernel_name=kernel,
+                            cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False)
+    except Exception as e:  # papermill raises PapermillExecutionError for a failing cell
+        failed.mkdir(parents=True, exist_ok=True)
+        kept = failed / nb.name
+        if out_nb.exists():
+            shutil.copy(out_nb, kept)
+        shutil.rmtree(staging, ignore_errors=True)
+        cell = getattr(e, "exec_count", None)
+        what = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
+        raise SystemExit(
+            f"error: notebook {nb.name} failed{f' in cell [{cell}]' if cell else ''} after "
+            f"{time.perf_counter() - t0:.1f} s: {what}\n"
+            f"  the previous reports in {final.relative_to(paths.ROOT)}/ are unchanged; "
+            f"the partly executed notebook is {kept.relative_to(paths.ROOT)}"
+        ) from None
+    finally:
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    scrub(out_nb)
+    _merge(staging, final)
+    shutil.rmtree(staging, ignore_errors=True)
+    os.environ["NNLENS_REPORTS"] = str(final)
+    try:
+        from . import reports
+
+        reports.build_claims_md()
+    finally:
+        os.environ.pop("NNLENS_REPORTS", None) if env_before["NNLENS_REPORTS"] is None else \
+            os.environ.__setitem__("NNLENS_REPORTS", env_before["NNLENS_REPORTS"])
+    print(f"[{nb.stem}] done in {time.perf_counter() - t0:.1f} s -> {final.relative_to(paths.ROOT)}/", flush=True)
+    return final / "notebooks" / nb.name
+
+
+def index(profile: str = "default") -> Path:
+    """Rebuild ``claims.md`` and ``README.md`` (the index of figures, tables and notebooks)."""
+    from . import reports
+
+    final = final_reports_dir(profile)
+    os.environ["NNLENS_REPORTS"] = str(final)
+    reports.build_claims_md()
+    lines = [f"# Reports ({profile} profile)", "",
+             "Regenerated by `make reproduce`; see [claims.md](claims.md) for every paper claim and its verdict.", ""]
+    for nbp in sorted((final / "notebooks").glob("*.ipynb")):
+        study = nbp.stem[:2]
+        lines += [f"## {nbp.stem}", "", f"- executed notebook: [notebooks/{nbp.name}](notebooks/{nbp.name})"]
+        for t in sorted((final / "tables").glob(f"{study}_*.md")):
+            lines.append(f"- table: [{t.stem}](tables/{t.name}) ([csv](tables/{t.stem}.csv))")
+        for f in sorted((final / "figures").glob(f"{study}_*.png")):
+            lines.append(f"- figure: [{f.stem}](figures/{f.name})")
+        lines.append("")
+    return _io.write_text(final / "README.md", "\n".join(lines))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nnlens.runner", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run one notebook into the reports")
+    r.add_argument("notebook")
+    r.add_argument("--profile", default="default")
+    r.add_argument("--kernel", default="nnlens")
+    i = sub.add_parser("index", help="rebuild claims.md and the reports index")
+    i.add_argument("--profile", default="default")
+    args = ap.parse_args(argv)
+    try:
+        profiles.validate_profile(args.profile)
+    except profiles.ProfileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.cmd == "run":
+        try:
+            run(args.notebook, args.profile, args.kernel)
+        except SystemExit as e:
+            print(e, file=sys.stderr)
+            return 1
+    else:
+        index(args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""One training loop for every study.
+
+``fit(spec, ds, cfg)`` seeds everything, builds the model from ``spec``
+(``models.build``), trains it with the optimizer named in ``cfg`` at any batch
+size up to full batch, records per-epoch train/test loss and accuracy, and
+caches the result in ``data/cache/train/`` under a hash of (spec, data, cfg),
+written atomically. A second call with the same inputs loads the cache.
+
+Optimizers (``OPTIMIZERS``): first order ``sgd``, ``sgdm``, ``adam``, ``adamw``;
+second order ``lbfgs`` (torch, with a closure), and from ``pytorch-optimizer``
+``adahessian`` and ``sophiah`` (Hutchinson Hessian diagonals: the backward pass
+keeps its graph), ``shampoo`` and ``soap`` (Kronecker-factored preconditioners).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import _io, models, paths
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "sgdm"
+    lr: float = 0.05
+    epochs: int = 10
+    batch_size: int = 128          # 0 = full batch
+    seed: int = 0
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "cosine"       # "cosine" or "constant"
+    loss: str = "ce"               # "ce" (cross-entropy) or "mse" (regression / one-hot)
+
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    make: Callable
+    order: int                     # 1 = first order, 2 = second order
+    closure: bool = False          # step(closure) re-evaluates the loss (L-BFGS)
+    create_graph: bool = False     # backward keeps the graph for Hessian-vector products
+
+
+def _po(name):
+    def make(params, cfg):
+        import pytorch_optimizer as po
+
+        cls = getattr(po, name)
+        if name == "Shampoo":
+            return cls(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return make
+
+
+OPTIMIZERS: dict[str, OptimizerInfo] = {
+    "sgd": OptimizerInfo(lambda p, c: torch.optim.SGD(p, lr=c.lr, weight_decay=c.weight_decay), 1),
+    "sgdm": OptimizerInfo(lambda p, c: torch.optim.SGD(p, lr=c.lr, momentum=c.momentum,
+                                                       weight_decay=c.weight_decay), 1),
+    "adam": OptimizerInfo(lambda p, c: torch.optim.Adam(p, lr=c.lr, weight_decay=c.weight_decay), 1),
+    "adamw": OptimizerInfo(lambda p, c: torch.optim.AdamW(p, lr=c.lr, weight_decay=c.weight_decay), 1),
+    "lbfgs": OptimizerInfo(lambda p, c: torch.optim.LBFGS(p, lr=c.lr, max_iter=5, history_size=10,
+                                                          line_search_fn="strong_wolfe"), 2, closure=True),
+    "adahessian": OptimizerInfo(_po("AdaHessian"), 2, create_graph=True),
+    "sophiah": OptimizerInfo(_po("SophiaH"), 2, create_graph=True),
+    "shampoo": OptimizerInfo(_po("Shampoo"), 2),
+    "soap": OptimizerInfo(_po("SOAP"), 2),
+}
+
+
+def make_optimizer(params, cfg: TrainConfig):
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[cfg.optimizer].make(list(params), cfg)
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: pd.DataFrame          # one row per epoch: epoch, train_loss, train_acc, test_loss, test_acc
+    key: str
+    cached: bool
+
+    @property
+    def final(self) -> dict:
+        return self.history.iloc[-1].to_dict()
+
+
+def _loss_fn(kind: str):
+    if kind == "ce":
+        return F.cross_entropy
+    if kind == "mse":
+        def mse(out, y):
+            target = F.one_hot(y, out.shape[1]).to(out.dtype) if y.dtype == torch.long else y
+            return F.mse_loss(out, target)
+        return mse
+    raise ValueError(f"unknown loss {kind!r}; valid losses: ce, mse")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "ce",
+             batch_size: int = 1024) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` in eval mode on (x, y)."""
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    fn = _loss_fn(loss)
+    total, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
+        out = model(xb)
+        total += float(fn(out, yb)) * len(xb)
+        correct += int((out.argmax(1) == yb).sum())
+    model.train(was_training)
+    return total / len(x), correct / len(x)
+
+
+def cache_key(spec: dict, ds, cfg: TrainConfig) -> str:
+    doc = json.dumps({"spec": spec, "data": ds.fingerprint, "cfg": dataclasses.asdict(cfg)}, sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()[:20]
+
+
+def _progress_default() -> bool:
+    return os.environ.get("NNLENS_PROGRESS", "1") not in ("0", "false", "no")
+
+
+def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool | None = None,
+        device: str | torch.device | None = None) -> FitResult:
+    """Train ``models.build(spec)`` on ``ds`` with ``cfg``; cached by a hash of all three."""
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if cfg.batch_size < 0 or cfg.epochs < 0:
+        raise ValueError(f"batch_size and epochs must be >= 0, got {cfg.batch_size}, {cfg.epochs}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    key = cache_key(spec, ds, cfg)
+    path = paths.cache_dir() / "train" / f"{key}.pt"
+    torch.manual_seed(cfg.seed)
+    model = models.build(spec)
+    if cache and path.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(blob["state_dict"])
+        return FitResult(model.to(device).eval(), pd.DataFrame(blob["history"]), key, True)
+
+    model.to(device)
+    info = OPTIMIZERS.get(cfg.optimizer)
+    opt = make_optimizer(model.parameters(), cfg)
+    if info is None:  # make_optimizer raised already; keeps type-checkers quiet
+        raise ValueError(cfg.optimizer)
+    fn = _loss_fn(cfg.loss)
+    n = len(ds.x_train)
+    bs = n if cfg.batch_size in (0, None) or cfg.batch_size >= n else cfg.batch_size
+    steps_per_epoch = -(-n // bs)
+    sched = None
+    if cfg.schedule == "cosine" and not info.closure:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch))
+    elif cfg.schedule not in ("cosine", "constant"):
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: cosine, constant")
+    g = torch.Generator().manual_seed(cfg.seed)
+    x_all, y_all = ds.x_train.to(device), ds.y_train.to(device)
+    rows = []
+    bar = None
+    if progress if progress is not None else _progress_default():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, desc=f"{spec['name']}/{cfg.optimizer}", leave=False)
+    t0 = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(n, generator=g).to(device)
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            xb, yb = x_all[idx], y_all[idx]
+            if info.closure:
+                def closure():
+                    opt.zero_grad()
+                    loss = fn(model(xb), yb)
+                    loss.backward()
+                    return loss
+                opt.step(closure)
+            else:
+                opt.zero_grad()
+                loss = fn(model(xb), yb)
+                loss.backward(create_graph=info.create_graph)
+                opt.step()
+                if sched is not None:
+                    sched.step()
+        tr_loss, tr_acc = evaluate(model, ds.x_train, ds.y_train, cfg.loss)
+        te_loss, te_acc = evaluate(model, ds.x_test, ds.y_test, cfg.loss)
+        rows.append({"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc,
+                     "test_loss": te_loss, "test_acc": te_acc, "seconds": time.perf_counter() - t0})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(train=f"{tr_acc:.3f}", test=f"{te_acc:.3f}")
+    if bar is not None:
+        bar.close()
+    model.eval()
+    history = pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"])
+    if cache:
+        with _io.atomic_path(path) as tmp:
+            torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                        "history": history.to_dict("list"), "spec": spec, "cfg": dataclasses.asdict(cfg)}, tmp)
+    return FitResult(model, history, key, False)
