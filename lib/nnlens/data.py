@@ -180,7 +180,14 @@ def cifar10(n_train: int = 0, n_test: int = 0, seed: int = 0, root=None, downloa
     """
     import torchvision
 
-    root = paths.RAW if root is None else root
+    from pathlib import Path
+
+    root = Path(paths.RAW if root is None else root)
+    archive = root / "cifar-10-python.tar.gz"
+    if archive.exists() and not (root / "cifar-10-batches-py").exists():
+        from torchvision.datasets.utils import extract_archive
+
+        extract_archive(str(archive), str(root))  # an archive placed by hand (offline machines)
     try:
         train = torchvision.datasets.CIFAR10(str(root), train=True, download=download)
         test = torchvision.datasets.CIFAR10(str(root), train=False, download=download)

@@ -28,6 +28,14 @@ from . import _io, paths, profiles
 VOLATILE_KEYS = ("start_time", "end_time", "duration", "exception")
 
 
+def _show(p: Path) -> str:
+    """``p`` relative to the repository root when it is inside it."""
+    try:
+        return str(p.relative_to(paths.ROOT))
+    except ValueError:
+        return str(p)
+
+
 def final_reports_dir(profile: str) -> Path:
     return paths.ROOT / "reports" if profile == "default" else paths.ROOT / "reports" / profile
 
@@ -42,6 +50,8 @@ def scrub(nb_path: Path) -> None:
     pm.pop("output_path", None)
     for cell in nb.get("cells", []):
         md = cell.get("metadata", {})
+        if "injected-parameters" in md.get("tags", []):
+            cell["id"] = "injected-parameters"  # papermill draws a random id for this cell
         md.pop("execution", None)
         for k in VOLATILE_KEYS:
             md.get("papermill", {}).pop(k, None)
@@ -95,8 +105,8 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens") 
         raise SystemExit(
             f"error: notebook {nb.name} failed{f' in cell [{cell}]' if cell else ''} after "
             f"{time.perf_counter() - t0:.1f} s: {what}\n"
-            f"  the previous reports in {final.relative_to(paths.ROOT)}/ are unchanged; "
-            f"the partly executed notebook is {kept.relative_to(paths.ROOT)}"
+            f"  the previous reports in {_show(final)}/ are unchanged; "
+            f"the partly executed notebook is {_show(kept)}"
         ) from None
     finally:
         for k, v in env_before.items():
@@ -115,7 +125,7 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens") 
     finally:
         os.environ.pop("NNLENS_REPORTS", None) if env_before["NNLENS_REPORTS"] is None else \
             os.environ.__setitem__("NNLENS_REPORTS", env_before["NNLENS_REPORTS"])
-    print(f"[{nb.stem}] done in {time.perf_counter() - t0:.1f} s -> {final.relative_to(paths.ROOT)}/", flush=True)
+    print(f"[{nb.stem}] done in {time.perf_counter() - t0:.1f} s -> {_show(final)}/", flush=True)
     return final / "notebooks" / nb.name
 
 

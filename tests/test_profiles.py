@@ -1,0 +1,57 @@
+import dataclasses
+
+import pytest
+
+from nnlens import profiles
+from nnlens.profiles import ProfileError
+
+
+@pytest.mark.parametrize("study", profiles.STUDIES)
+@pytest.mark.parametrize("profile", profiles.PROFILES)
+def test_every_study_loads_at_every_profile(study, profile):
+    cfg = profiles.load(study, profile)
+    assert dataclasses.is_dataclass(cfg)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(cfg, dataclasses.fields(cfg)[0].name, None)
+
+
+def test_unknown_profile_lists_valid_ones():
+    with pytest.raises(ProfileError, match="valid profiles: smoke, default, paper"):
+        profiles.load("01", "huge")
+
+
+def test_unknown_study_lists_valid_ones():
+    with pytest.raises(ProfileError, match="valid studies: 01, 02, 03, 04, 05"):
+        profiles.load("09", "default")
+
+
+def test_unknown_parameter_lists_valid_ones():
+    with pytest.raises(ProfileError, match="unknown parameter 'epoch'.*valid parameters: .*epochs"):
+        profiles.load("01", "default", epoch=3)
+
+
+def test_wrong_type_says_what_is_expected():
+    with pytest.raises(ProfileError, match="'epochs' must be int, got str"):
+        profiles.load("01", "default", epochs="3")
+    with pytest.raises(ProfileError, match="must be int, got bool"):
+        profiles.load("01", "default", epochs=True)
+
+
+def test_int_is_accepted_for_float_and_overrides_apply():
+    cfg = profiles.load("01", "smoke", lr=1)
+    assert cfg.lr == 1
+
+
+def test_resolve_environment_wins(monkeypatch):
+    assert profiles.resolve("default") == "default"
+    monkeypatch.setenv("NNLENS_PROFILE", "smoke")
+    assert profiles.resolve("default") == "smoke"
+    monkeypatch.setenv("NNLENS_PROFILE", "nope")
+    with pytest.raises(ProfileError, match="valid profiles"):
+        profiles.resolve("default")
+
+
+def test_smoke_is_smaller_than_default_is_smaller_than_paper():
+    s, d, p = (profiles.load("01", x) for x in profiles.PROFILES)
+    assert s.epochs < d.epochs < p.epochs
+    assert s.width <= d.width < p.width
