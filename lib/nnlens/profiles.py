@@ -31,10 +31,10 @@ class Study01:
     """PCA surrogates and neural collapse (arXiv 2309.15328)."""
 
     dataset: str = "clutter"          # "clutter" (digits on a cluttered 32x32 canvas) or "cifar10"
-    n_train: int = 3000               # training images (0 = all)
+    n_train: int = 2000               # training images (0 = all)
     n_test: int = 1000                # test images (0 = all)
-    width: int = 16                   # ResNet-18 base width (64 = the paper's)
-    epochs: int = 30
+    width: int = 8                    # ResNet-18 base width (64 = the paper's); 8 fits the 2-core budget
+    epochs: int = 10                  # enough for zero training error on the default data
     batch_size: int = 128
     lr: float = 0.05
     optimizer: str = "sgdm"
@@ -44,7 +44,8 @@ class Study01:
     knn_k: int = 10                   # neighbours of the kNN probe
     svm_c: float = 1.0                # C of the linear SVM probe
     pool: int = 4                     # conv taps are average-pooled to pool x pool before PCA (0 = no pooling)
-    collapse_tol: float = 0.02        # agreement gap that marks the start of collapse
+    collapse_tol: float = 0.02        # surrogates agree when max - min of kNN/NCC/SVM accuracy <= this
+    nc1_onset: float = 1.0            # NC1-based onset: first layer from which NC1 stays <= this
 
 
 # --------------------------------------------------------------------------- 02
@@ -52,37 +53,63 @@ class Study01:
 class Study02:
     """eNTK surrogates and data attribution (arXiv 2305.14585)."""
 
-    dataset: str = "clutter"
-    n_train: int = 1000
-    n_test: int = 500
-    width: int = 16
+    dataset: str = "clutter"          # the 10-class image set ("cifar10" at paper scale)
+    model: str = "cnn"                # "cnn" (SmallCNN) or "resnet18"
+    n_train: int = 600                # training images (0 = all); kernels cost O(N_train x (N_train + N_test))
+    n_test: int = 300                 # test images (0 = all)
+    width: int = 8                    # SmallCNN / ResNet-18 base width
     epochs: int = 20
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 0.05
-    seeds: tuple = (0, 1, 2)
-    proj_dims: tuple = (64, 256, 1024)
-    poison_fraction: float = 0.05
+    weight_decay: float = 5e-4
+    seeds: tuple = (0, 1, 2)          # training seeds (the data split stays at seed 0)
+    proj_dims: tuple = (32, 128, 512)  # K of proj-trNTK / proj-pNTK; kGLMs use the largest
+    n_proj_error: int = 200           # training points on which projection error vs K is measured
+    binary_dataset: str = "digits01"  # the paper's small binary setting (0 vs 1)
+    binary_models: tuple = ("mlp", "cnn")
+    mlp_width: int = 64
+    binary_width: int = 8             # SmallCNN width on the binary set
+    binary_epochs: int = 20
+    binary_batch_size: int = 32
+    kglm_c: float = 1.0               # inverse L2 strength of the kGLM (scikit-learn C)
+    svm_c: float = 1.0                # C of the kernel SVM
+    poison_fraction: float = 0.05     # fraction of the training set poisoned (taken from non-target classes)
     target_class: int = 0
-    trigger_size: int = 4
-    kglm_c: float = 1.0
-    topk: int = 10
+    trigger_size: int = 4             # side of the checkerboard patch, pixels
+    n_attack: int = 100               # triggered test images ranked for attribution
+    topk: int = 10                    # precision@k of poisoned training points
+    n_explain: int = 3                # test images in the explain-by-example figure
 
 
 # --------------------------------------------------------------------------- 03
 @dataclass(frozen=True)
 class Study03:
-    """Spectral dynamics of linear-width two-layer networks (arXiv 2211.06506)."""
+    """Spectral dynamics of linear-width two-layer networks (arXiv 2211.06506).
 
-    n: int = 800                      # training samples
+    Step sizes are multiples of the edge of stability n / λmax(NTK at init) of
+    full-batch GD on MSE (computed per model): "small" = 0.05x (lazy, far below
+    the edge), "large" = 1.5x (mid catapult window 1x-2x, Lewkowycz et al. 2020).
+    """
+
+    n: int = 800                      # training samples (teacher data; test set of the same size)
     d: int = 400                      # input dimension
-    h: int = 600                      # hidden width
+    h: int = 600                      # hidden width (only W is trained; a stays at init)
     noise: float = 0.1
-    steps: int = 300
-    lr_small: float = 0.5
-    lr_large: float = 8.0
-    sgd_batch: int = 64
-    adam_lr: float = 1e-3
-    snapshots: int = 10
+    link: str = "tanh"                # teacher g in y = g(βᵀx) + noise
+    activation: str = "tanh"          # student σ
+    epochs: int = 150                 # passes over the data (1 GD step, n/batch SGD/Adam steps each)
+    lr_small: float = 0.05            # × edge of stability
+    lr_large: float = 1.5             # × edge of stability
+    sgd_batch: int = 64               # mini-batch of SGD and Adam
+    adam_lr: float = 1e-3             # PyTorch's default
+    snapshots: int = 6
+    mp_margin: float = 0.05           # an outlier lies above (1 + margin) x the MP edge
+    mlp_dataset: str = "digits"
+    mlp_n_train: int = 0              # 0 = all 1347 training digits
+    mlp_width: int = 256
+    mlp_depth: int = 2
+    mlp_epochs: int = 60
+    mlp_n_kernel: int = 200           # training points on which CK / NTK are computed
     seed: int = 0
 
 
@@ -91,13 +118,23 @@ class Study03:
 class Study04:
     """Optimizer variance by ANOVA (arXiv 2307.11684)."""
 
-    dataset: str = "digits"
-    model: str = "mlp"
-    optimizers: tuple = ("sgdm", "adam", "lbfgs", "adahessian", "shampoo")
-    batch_sizes: tuple = (16, 64, 256, 0)   # 0 = full batch
-    seeds: int = 10
-    epochs: int = 10
-    n_jobs: int = 2
+    dataset: str = "digits"           # "digits" (8x8, 1347 train / 450 test) or "cifar10"
+    n_train: int = 0                  # training images (0 = all)
+    n_test: int = 0                   # test images (0 = all)
+    model: str = "mlp"                # "mlp" or "resnet18"
+    width: int = 64                   # MLP hidden width / ResNet-18 base width
+    depth: int = 1                    # MLP hidden layers (ignored by resnet18)
+    optimizers: tuple = ("sgdm", "adam", "lbfgs", "adahessian", "sophiah")
+    batch_sizes: tuple = (21, 84, 337, 0)   # n/64, n/16, n/4 and full batch (0): a x4 log grid, n = 1347
+    seeds: int = 13                   # seeds per cell: each sets the init and the batch order
+    epochs: int = 10                  # fixed epoch budget for every cell
+    schedule: str = "constant"        # learning-rate schedule of train.fit
+    lr_batch: int = 84                # the lr search runs at this batch size, seed 0
+    lr_grid: tuple = (("sgdm", (0.01, 0.03, 0.1, 0.3, 1.0)), ("adam", (0.001, 0.003, 0.01, 0.03)),
+                      ("lbfgs", (0.1, 0.3, 1.0)), ("adahessian", (0.03, 0.1, 0.3, 1.0)),
+                      ("sophiah", (0.03, 0.1, 0.3, 1.0)))
+    n_jobs: int = 2                   # local worker processes (1 torch thread each)
+    alpha: float = 0.05               # significance level of every test
 
 
 # --------------------------------------------------------------------------- 05
@@ -105,11 +142,24 @@ class Study04:
 class Study05:
     """The NTK engine (arXiv 2205.12372, torchNTK)."""
 
-    n_grid: tuple = (100, 250, 500, 1000)
-    width_grid: tuple = (128, 256, 512)
-    depth_grid: tuple = (1, 2, 3, 4)
+    n_grid: tuple = (100, 250, 500, 1000)     # N of the scaling sweep (MLP pNTK, CNN trNTK)
+    width_grid: tuple = (128, 256, 512)       # MLP widths (depth 2, N = n_grid[-1])
+    depth_grid: tuple = (1, 2, 3, 4)          # MLP depths (width = width_grid[-1])
     proj_dims: tuple = (16, 64, 256, 1024, 4096)
-    repeats: int = 3
+    proj_n: int = 100                         # inputs of the projection-error sweep
+    proj_seeds: int = 3
+    head_width: int = 512                     # headline MLP: 784 -> head_depth x head_width -> 10
+    head_depth: int = 3
+    head_n: int = 1000
+    cnn_width: int = 16                       # SmallCNN on 28x28 inputs
+    cnn_n: int = 500
+    big_n: int = 20000                        # the large-N pNTK run (0 = skip)
+    big_width: int = 256
+    baseline_max_n: int = 128                 # baselines run at most this N; longer ones are scaled by block pairs
+    baseline_block: int = 32                  # Jacobian block of the baselines
+    agree_n: int = 64                         # inputs of the agreement check
+    isolate: bool = True                      # one subprocess per measurement (peak RSS); False: in-process, no memory
+    repeats: int = 1
     seed: int = 0
 
 
@@ -118,32 +168,41 @@ _CLASSES = {"01": Study01, "02": Study02, "03": Study03, "04": Study04, "05": St
 # Per-profile overrides of each study's defaults ("default" = the dataclass defaults).
 _OVERRIDES: dict[str, dict[str, dict]] = {
     "01": {
-        "smoke": dict(n_train=400, n_test=200, width=4, epochs=3, k_max=32),
+        "smoke": dict(n_train=300, n_test=150, width=4, epochs=3, k_max=16),
         "default": {},
         "paper": dict(dataset="cifar10", n_train=0, n_test=0, width=64, epochs=200, lr=0.1,
                       k_max=2048, pool=0),
     },
     "02": {
-        "smoke": dict(n_train=200, n_test=100, width=4, epochs=3, seeds=(0,), proj_dims=(32, 128)),
+        "smoke": dict(n_train=160, n_test=80, width=4, epochs=3, seeds=(0,), proj_dims=(16, 64),
+                      n_proj_error=80, binary_models=("mlp",), mlp_width=32, binary_epochs=5, n_attack=40,
+                      topk=5, n_explain=2),
         "default": {},
-        "paper": dict(dataset="cifar10", n_train=0, n_test=0, width=64, epochs=200, lr=0.1,
-                      proj_dims=(2560, 5120, 10240)),
+        "paper": dict(dataset="cifar10", model="resnet18", n_train=0, n_test=0, width=64, epochs=200, lr=0.1,
+                      proj_dims=(2560, 5120, 10240), n_proj_error=2000, n_attack=1000, binary_epochs=50),
     },
     "03": {
-        "smoke": dict(n=200, d=100, h=150, steps=40, snapshots=4),
+        "smoke": dict(n=200, d=100, h=150, epochs=40, snapshots=4, mlp_n_train=400, mlp_width=64,
+                      mlp_epochs=10, mlp_n_kernel=100),
         "default": {},
-        "paper": dict(n=2000, d=1000, h=1500, steps=2000, snapshots=20),
+        "paper": dict(n=2000, d=1000, h=1500, epochs=2000, snapshots=20, mlp_dataset="clutter",
+                      mlp_width=1024, mlp_epochs=200, mlp_n_kernel=200),  # (200, 2.1M) Jacobian: 3.4 GB
     },
     "04": {
-        "smoke": dict(optimizers=("sgdm", "adam", "lbfgs"), batch_sizes=(64, 0), seeds=2, epochs=2),
+        "smoke": dict(n_train=300, n_test=200, width=32, optimizers=("sgdm", "adam", "lbfgs", "adahessian"),
+                      batch_sizes=(64, 0), seeds=3, epochs=3,
+                      lr_grid=(("sgdm", (0.1,)), ("adam", (0.003,)), ("lbfgs", (1.0,)), ("adahessian", (0.3,)))),
         "default": {},
-        "paper": dict(dataset="cifar10", model="resnet18", seeds=10, epochs=50),
+        "paper": dict(dataset="cifar10", model="resnet18", width=64, batch_sizes=(32, 128, 512, 2048, 0),
+                      seeds=10, epochs=50, n_jobs=1),
     },
     "05": {
-        "smoke": dict(n_grid=(20, 40), width_grid=(32, 64), depth_grid=(1, 2), proj_dims=(16, 64), repeats=1),
+        "smoke": dict(n_grid=(20, 40), width_grid=(32, 64), depth_grid=(1, 2), proj_dims=(16, 64, 256), proj_n=16,
+                      proj_seeds=2, head_width=64, head_depth=2, head_n=64, cnn_width=4, cnn_n=32, big_n=0,
+                      baseline_max_n=32, baseline_block=16, agree_n=16, isolate=False),
         "default": {},
         "paper": dict(n_grid=(1000, 5000, 20000), width_grid=(512, 1024, 2048), depth_grid=(1, 2, 4, 8),
-                      proj_dims=(256, 1024, 4096, 10240)),
+                      proj_dims=(256, 1024, 4096, 10240), big_width=512, baseline_max_n=512, repeats=3),
     },
 }
 
