@@ -130,7 +130,7 @@ class Study04:
     epochs: int = 10                  # fixed epoch budget for every cell
     schedule: str = "constant"        # learning-rate schedule of train.fit
     lr_batch: int = 84                # the lr search runs at this batch size, seed 0
-    lr_grid: tuple = (("sgdm", (0.01, 0.03, 0.1, 0.3, 1.0)), ("adam", (0.001, 0.003, 0.01, 0.03)),
+    lr_grid: tuple = (("sgdm", (0.01, 0.03, 0.1, 0.3, 1.0)), ("adam", (0.001, 0.003, 0.01, 0.03, 0.1)),
                       ("lbfgs", (0.1, 0.3, 1.0)), ("adahessian", (0.03, 0.1, 0.3, 1.0)),
                       ("sophiah", (0.03, 0.1, 0.3, 1.0)))
     n_jobs: int = 2                   # local worker processes (1 torch thread each)
