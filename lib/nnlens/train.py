@@ -10,6 +10,12 @@ Optimizers (``OPTIMIZERS``): first order ``sgd``, ``sgdm``, ``adam``, ``adamw``;
 second order ``lbfgs`` (torch, with a closure), and from ``pytorch-optimizer``
 ``adahessian`` and ``sophiah`` (Hutchinson Hessian diagonals: the backward pass
 keeps its graph), ``shampoo`` and ``soap`` (Kronecker-factored preconditioners).
+
+pytorch-optimizer 3.8.2 draws its Rademacher probe vectors as
+``randint_like(p, 0, 1) * 2 - 1``, which is always -1 (the upper bound is
+exclusive), so AdaHessian's default estimate is the Hessian's row sums, not its
+diagonal. ``_Hutchinson`` overrides that one method with a correct Rademacher draw
+(±1 with equal probability); everything else is the package's code.
 """
 from __future__ import annotations
 
@@ -50,11 +56,40 @@ class OptimizerInfo:
     create_graph: bool = False     # backward keeps the graph for Hessian-vector products
 
 
+def _hutchinson_class(cls):
+    """``cls`` with a correct Rademacher draw in its Hutchinson Hessian-diagonal estimate."""
+
+    class _Hutchinson(cls):
+        @staticmethod
+        @torch.no_grad()
+        def compute_hutchinson_hessian(param_groups, state, num_samples: int = 1, alpha: float = 1.0,
+                                       distribution: str = "gaussian") -> None:
+            params = [p for g in param_groups for p in g["params"]
+                      if p.requires_grad and p.grad is not None and not p.grad.is_sparse]
+            if not params:
+                return
+            grads = [p.grad for p in params]      # carry their graph: backward(create_graph=True)
+            for i in range(num_samples):
+                if distribution == "rademacher":
+                    zs = [torch.randint_like(p, 0, 2) * 2.0 - 1.0 for p in params]
+                else:
+                    zs = [torch.randn_like(p) for p in params]
+                h_zs = torch.autograd.grad(grads, params, grad_outputs=zs, retain_graph=i < num_samples - 1)
+                for h_z, z, p in zip(h_zs, zs, params):
+                    state[p]["hessian"].add_(h_z * z, alpha=alpha / num_samples)  # E[z ∘ Hz] = diag(H)
+
+    _Hutchinson.__name__ = cls.__name__
+    return _Hutchinson
+
+
 def _po(name):
+    """A maker for optimizer ``name`` of pytorch-optimizer, with the workbook's lr and weight decay."""
     def make(params, cfg):
         import pytorch_optimizer as po
 
         cls = getattr(po, name)
+        if name in ("AdaHessian", "SophiaH"):
+            return _hutchinson_class(cls)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if name == "Shampoo":
             return cls(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

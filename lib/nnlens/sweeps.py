@@ -1,0 +1,201 @@
+"""Run a grid of independent jobs, locally or on a Dask cluster, resumably.
+
+``run(fn, grid, backend=..., store=...)`` calls ``fn(**params)`` for every dict
+of ``grid`` and returns one DataFrame row per job (the params, then the keys of
+the dict ``fn`` returned), in grid order.
+
+- ``backend="joblib"`` (the default when no scheduler is given): ``n_jobs`` local
+  processes (joblib's loky), each limited to ``threads`` torch/BLAS threads.
+- ``backend="dask"``: a ``dask.distributed`` scheduler at ``address`` or, when
+  that is empty, at ``$NNLENS_DASK_SCHEDULER`` (so a notebook needs no code change
+  to move onto a cluster). ``backend="auto"`` picks dask when an address is known.
+- ``backend="sequential"``: a plain loop in this process (the reference, and the
+  baseline of ``benchmarks/sweeps.py``).
+
+Resuming: with a ``store`` folder every finished job is written there as one
+JSON file named by a hash of (function name, params), atomically (``nnlens._io``)
+and by this process as soon as the result arrives, so a sweep killed part-way
+reruns only the jobs that did not finish. Results must be JSON-serializable.
+
+The second half is the training job of study 04 (``train_job``) and the small
+learning-rate search that fixes one lr per optimizer (``lr_search``).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+
+from . import _io
+
+BACKENDS = ("auto", "joblib", "dask", "sequential")
+SCHEDULER_ENV = "NNLENS_DASK_SCHEDULER"
+
+
+def product(**axes) -> list[dict]:
+    """The full factorial grid of ``axes`` (name -> values) as a list of dicts, last axis fastest."""
+    names = list(axes)
+    return [dict(zip(names, values)) for values in itertools.product(*(axes[n] for n in names))]
+
+
+def job_key(fn: Callable, params: dict) -> str:
+    """A stable hash of the job: the function's qualified name and its params."""
+    doc = json.dumps({"fn": f"{fn.__module__}.{fn.__qualname__}", "params": params}, sort_keys=True, default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()[:20]
+
+
+_LOCK = threading.Lock()
+
+
+def _call(fn: Callable, params: dict, threads: int | None) -> dict:
+    """Run one job in a worker with a bounded number of threads (2 processes on 2 cores: 1 each).
+
+    torch's random state is process-global, so jobs that seed it cannot share a
+    process concurrently: a threaded worker (a Dask worker with several threads)
+    runs its jobs one at a time. Parallelism comes from processes.
+    """
+    with _LOCK:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        out = fn(**params)
+    if not isinstance(out, dict):
+        raise TypeError(f"a sweep job must return a dict, {fn.__qualname__} returned {type(out).__name__}")
+    return out
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())["result"]
+    except (OSError, ValueError, KeyError):
+        return None  # a missing or unreadable file is a job still to run
+
+
+def _resolve_backend(backend: str, address: str | None) -> tuple[str, str | None]:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    address = address or os.environ.get(SCHEDULER_ENV) or None
+    if backend == "auto":
+        backend = "dask" if address else "joblib"
+    if backend == "dask" and not address:
+        raise ValueError(f"backend='dask' needs a scheduler address: pass address='tcp://host:8786' "
+                         f"or set ${SCHEDULER_ENV}")
+    return backend, address
+
+
+def _iter_joblib(fn, todo, n_jobs, threads):
+    from joblib import Parallel, delayed
+
+    # batch_size=1: jobs differ in cost by 100x, and auto-batching would leave one worker idle at the end
+    par = Parallel(n_jobs=n_jobs, backend="loky", batch_size=1, return_as="generator_unordered")
+    yield from par(delayed(_indexed)(fn, i, p, threads) for i, p in todo)
+
+
+def _indexed(fn, i, params, threads):
+    return i, _call(fn, params, threads)
+
+
+def _iter_dask(fn, todo, address, threads):
+    from distributed import Client, as_completed
+
+    with Client(address) as client:      # as_completed needs it as the default client
+        futures = [client.submit(_indexed, fn, i, p, threads, pure=False) for i, p in todo]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+
+def run(fn: Callable, grid: Iterable[dict], *, backend: str = "auto", store: str | os.PathLike | None = None,
+        n_jobs: int = 2, threads: int | None = 1, address: str | None = None) -> pd.DataFrame:
+    """Run ``fn(**params)`` for every ``params`` in ``grid``; one row per job, in grid order.
+
+    store: folder of finished jobs (one ``<key>.json`` each); jobs found there are not rerun.
+    n_jobs: local processes (joblib). threads: torch threads per worker (None: leave as is).
+    address: Dask scheduler (``tcp://...``); empty means ``$NNLENS_DASK_SCHEDULER``.
+    """
+    grid = [dict(p) for p in grid]
+    backend, address = _resolve_backend(backend, address)
+    store = Path(store) if store is not None else None
+    keys = [job_key(fn, p) for p in grid]
+    results: list[dict | None] = [None] * len(grid)
+    if store is not None:
+        for i, k in enumerate(keys):
+            results[i] = _load(store / f"{k}.json")
+    todo = [(i, grid[i]) for i in range(len(grid)) if results[i] is None]
+    if todo:
+        if backend == "sequential" or (backend == "joblib" and (n_jobs == 1 or len(todo) == 1)):
+            stream = ((i, _call(fn, p, None)) for i, p in todo)
+        elif backend == "joblib":
+            stream = _iter_joblib(fn, todo, n_jobs, threads)
+        else:
+            stream = _iter_dask(fn, todo, address, threads)
+        for i, out in stream:             # store each job as it arrives, so a kill loses only running jobs
+            results[i] = out
+            if store is not None:
+                doc = {"fn": f"{fn.__module__}.{fn.__qualname__}", "params": grid[i], "result": out}
+                _io.write_text(store / f"{keys[i]}.json", json.dumps(doc, sort_keys=True, default=str) + "\n")
+    rows = [{**p, **r} for p, r in zip(grid, results)]
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- study 04's job
+@functools.lru_cache(maxsize=4)
+def _dataset(name: str, n_train: int, n_test: int):
+    from . import data
+
+    return data.load(name, n_train, n_test, seed=0)   # one fixed split: seeds vary init and batch order only
+
+
+def train_job(*, dataset: str, model: str, width: int, depth: int, optimizer: str, lr: float,
+              batch_size: int, epochs: int, seed: int, schedule: str = "constant",
+              n_train: int = 0, n_test: int = 0) -> dict:
+    """Train one model and summarize its test-accuracy curve.
+
+    The seed sets the initialization and the minibatch order (``train.fit``).
+    Returns best and final test accuracy, the epoch of the best, whether the
+    final training loss is finite, the effective batch size and the seconds taken.
+    """
+    import math
+    import warnings
+
+    from . import models, train
+
+    ds = _dataset(dataset, n_train, n_test)
+    kwargs = {"width": width, "depth": depth} if model == "mlp" else {"width": width}
+    spec = models.spec_for(model, ds, **kwargs)
+    cfg = train.TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
+                            schedule=schedule)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # create_graph=True reference-cycle warning of Hessian optimizers
+        h = train.fit(spec, ds, cfg, cache=False, progress=False, device="cpu").history
+    acc = h["test_acc"].fillna(0.0)
+    n = len(ds.x_train)
+    return {"best_acc": float(acc.max()), "final_acc": float(acc.iloc[-1]), "best_epoch": int(acc.idxmax()) + 1,
+            "finite": bool(math.isfinite(h["train_loss"].iloc[-1])),
+            "batch": n if batch_size in (0, None) or batch_size >= n else int(batch_size),
+            "seconds": float(h["seconds"].iloc[-1])}
+
+
+def lr_search(base: dict, lr_grid: dict[str, tuple], *, batch_size: int, seed: int = 0, **run_kwargs):
+    """One lr per optimizer: the one with the best peak test accuracy at one batch size and one seed.
+
+    base: the ``train_job`` params shared by every run (dataset, model, epochs, ...).
+    lr_grid: optimizer -> candidate learning rates. Returns (table of every
+    candidate with ``chosen`` marked, {optimizer: lr}). Ties go to the smaller lr.
+    """
+    grid = [{**base, "optimizer": o, "lr": float(lr), "batch_size": batch_size, "seed": seed}
+            for o, lrs in lr_grid.items() for lr in lrs]
+    df = run(train_job, grid, **run_kwargs)
+    df = df[["optimizer", "lr", "batch_size", "seed", "best_acc", "final_acc", "finite"]].copy()
+    best = df.sort_values(["optimizer", "best_acc", "lr"], ascending=[True, False, True]).groupby(
+        "optimizer", sort=False).head(1)
+    df["chosen"] = df.index.isin(best.index)
+    chosen = {o: float(best.loc[best["optimizer"] == o, "lr"].iloc[0]) for o in lr_grid}
+    return df.reset_index(drop=True), chosen

@@ -1,0 +1,109 @@
+"""sweeps: joblib and a real dask.distributed cluster give the same table; resume skips finished jobs.
+
+Also the AdaHessian/SophiaH Hutchinson fix of train.py (a Rademacher probe that is really ±1).
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nnlens import sweeps, train
+
+TINY = dict(dataset="digits", model="mlp", width=8, depth=1, epochs=1, n_train=100, n_test=50, lr=0.1)
+
+
+def poly(x: int, y: float, counter: str = "") -> dict:
+    """A cheap job; appends one line per call to ``counter`` and raises once the number
+    of calls exceeds the limit written in ``<counter>.fail`` (when that file exists)."""
+    if counter:
+        with open(counter, "a") as f:          # O_APPEND: safe from two processes
+            f.write("1\n")
+        limit = Path(counter + ".fail")
+        if limit.exists() and _calls(counter) > int(limit.read_text()):
+            raise RuntimeError("simulated crash")
+    return {"z": x * x + y, "w": float(np.sin(x + y))}
+
+
+def _calls(counter) -> int:
+    p = Path(counter)
+    return len(p.read_text().splitlines()) if p.exists() else 0
+
+
+def test_product_is_full_factorial_last_axis_fastest():
+    assert sweeps.product(a=[1, 2], b="xy") == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"},
+                                                  {"a": 2, "b": "x"}, {"a": 2, "b": "y"}]
+
+
+@pytest.fixture(scope="module")
+def dask_address():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_backends_give_the_same_table(dask_address, monkeypatch):
+    grid = sweeps.product(x=[1, 2, 3], y=[0.5, 1.5]) + [
+        {**TINY, "optimizer": o, "batch_size": 32, "seed": s} for o in ("sgdm", "adahessian") for s in (0, 1)]
+    grid_poly, grid_train = grid[:6], grid[6:]
+    ref_p = sweeps.run(poly, grid_poly, backend="sequential")
+    ref_t = sweeps.run(sweeps.train_job, grid_train, backend="sequential").drop(columns="seconds")
+    assert list(ref_p.columns) == ["x", "y", "z", "w"] and list(ref_p["z"]) == [1.5, 2.5, 4.5, 5.5, 9.5, 10.5]
+    for kw in ({"backend": "joblib", "n_jobs": 2}, {"backend": "dask", "address": dask_address}):
+        assert sweeps.run(poly, grid_poly, **kw).equals(ref_p)
+        out = sweeps.run(sweeps.train_job, grid_train, **kw).drop(columns="seconds")
+        assert out.equals(ref_t), kw
+    monkeypatch.setenv(sweeps.SCHEDULER_ENV, dask_address)   # backend="auto" follows the env var
+    assert sweeps.run(poly, grid_poly).equals(ref_p)
+
+
+def test_resume_skips_finished_jobs(tmp_path):
+    store, counter = tmp_path / "store", tmp_path / "calls.txt"
+    grid = [{"x": x, "y": 0.0, "counter": str(counter)} for x in range(6)]
+    Path(str(counter) + ".fail").write_text("3")              # the 4th call crashes the sweep
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        sweeps.run(poly, grid, backend="sequential", store=store)
+    assert sorted(json.loads(p.read_text())["params"]["x"] for p in store.glob("*.json")) == [0, 1, 2]
+    Path(str(counter) + ".fail").unlink()
+    counter.unlink()
+    df = sweeps.run(poly, grid, backend="joblib", n_jobs=2, store=store)
+    assert _calls(counter) == 3                               # only x = 3, 4, 5 were computed
+    assert list(df["z"]) == [x * x for x in range(6)]
+    counter.unlink()
+    assert sweeps.run(poly, grid, backend="sequential", store=store).equals(df)
+    assert _calls(counter) == 0                               # everything came from the store
+
+
+def test_bad_backend_and_missing_address(monkeypatch):
+    monkeypatch.delenv(sweeps.SCHEDULER_ENV, raising=False)
+    with pytest.raises(ValueError, match="valid backends"):
+        sweeps.run(poly, [{"x": 1, "y": 1}], backend="ray")
+    with pytest.raises(ValueError, match=sweeps.SCHEDULER_ENV):
+        sweeps.run(poly, [{"x": 1, "y": 1}], backend="dask")
+
+
+def test_lr_search_picks_one_lr_per_optimizer():
+    base = {k: v for k, v in TINY.items() if k != "lr"}
+    table, chosen = sweeps.lr_search(base, {"sgdm": (0.01, 0.3), "adam": (0.01,)}, batch_size=32,
+                                     backend="sequential")
+    assert set(chosen) == {"sgdm", "adam"} and chosen["adam"] == 0.01
+    assert table["chosen"].sum() == 2 and len(table) == 3
+
+
+@pytest.mark.parametrize("name", ["adahessian", "sophiah"])
+def test_hutchinson_probe_estimates_the_hessian_diagonal(name):
+    torch.manual_seed(0)
+    a = torch.randn(5, 5)
+    hess = a @ a.T + torch.eye(5)                              # dense: row sums differ from the diagonal
+    w = torch.nn.Parameter(torch.randn(5))
+    opt = train.make_optimizer([w], train.TrainConfig(optimizer=name, lr=0.1))
+    loss = 0.5 * w @ hess @ w
+    loss.backward(create_graph=True)
+    opt.zero_hessian(opt.param_groups, opt.state)
+    opt.compute_hutchinson_hessian(opt.param_groups, opt.state, num_samples=4000, distribution="rademacher")
+    est = opt.state[w]["hessian"]
+    assert torch.allclose(est, hess.diagonal(), atol=0.35 * float(hess.abs().max()) / 2)
+    assert not torch.allclose(est, hess.sum(1), atol=0.5)     # what the package's constant -1 probe gives
