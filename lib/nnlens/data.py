@@ -251,17 +251,27 @@ def teacher(n: int, d: int, noise: float = 0.1, n_test: int | None = None, seed:
 
 
 # ------------------------------------------------------------------ poisoning (study 02)
-def add_trigger(x: torch.Tensor, size: int = 4, value: float | None = None) -> torch.Tensor:
-    """A copy of images (N, C, H, W) with a checkerboard patch in the bottom-right corner."""
+def add_trigger(x: torch.Tensor, size: int = 4, value: float | None = None,
+                low: float | None = None) -> torch.Tensor:
+    """A copy of images (N, C, H, W) with a checkerboard patch in the bottom-right corner.
+
+    The patch alternates ``value`` and ``low`` (default: the max and min of ``x``);
+    pass both to stamp training and test images with the identical patch.
+    """
     if x.dim() != 4:
         raise ValueError(f"add_trigger needs images (N, C, H, W), got shape {tuple(x.shape)}")
     out = x.clone()
     hi = float(x.max()) if value is None else value
-    lo = float(x.min())
+    lo = float(x.min()) if low is None else low
     ii, jj = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     patch = torch.where((ii + jj) % 2 == 0, hi, lo).to(x.dtype)
     out[:, :, -size:, -size:] = patch
     return out
+
+
+def trigger_values(ds: Dataset) -> tuple[float, float]:
+    """(high, low) of the trigger patch for ``ds``: the max and min of its clean training images."""
+    return float(ds.x_train.max()), float(ds.x_train.min())
 
 
 def poison(ds: Dataset, fraction: float, target: int = 0, trigger_size: int = 4, seed: int = 0):
@@ -280,7 +290,7 @@ def poison(ds: Dataset, fraction: float, target: int = 0, trigger_size: int = 4,
     idx = np.sort(rng.choice(candidates, size=min(n, len(candidates)), replace=False))
     x, y = ds.x_train.clone(), ds.y_train.clone()
     t = torch.from_numpy(idx)
-    x[t] = add_trigger(x[t], trigger_size, value=float(ds.x_train.max()))
+    x[t] = add_trigger(x[t], trigger_size, *trigger_values(ds))
     y[t] = target
     meta = {**ds.meta, "poison_fraction": fraction, "target": target, "trigger_size": trigger_size}
     return replace(ds, name=ds.name + "-poisoned", x_train=x, y_train=y, meta=meta), idx
