@@ -34,32 +34,32 @@ def reports_dir() -> Path:
     return p
 
 
-def figures_dir() -> Path:
-    p = reports_dir() / "figures"
+def _sub(name: str) -> Path:
+    p = reports_dir() / name
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def figures_dir() -> Path:
+    """PNG and PDF figures."""
+    return _sub("figures")
 
 
 def tables_dir() -> Path:
-    p = reports_dir() / "tables"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    """CSV and Markdown tables."""
+    return _sub("tables")
 
 
 def bench_dir() -> Path:
-    p = reports_dir() / "bench"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    """Benchmark CSVs written by ``make bench``."""
+    return _sub("bench")
 
 
 def claims_dir() -> Path:
     """One CSV of claim rows per study; ``claims.md`` is built from them."""
-    p = reports_dir() / "claims"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    return _sub("claims")
 
 
 def manifests_dir() -> Path:
-    p = reports_dir() / "manifests"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    """One JSON manifest per study run."""
+    return _sub("manifests")
