@@ -62,14 +62,31 @@ def test_kendall_tau_drops_saturated():
 
 def test_true_class_prob_saturates_in_float32():
     logits = torch.tensor([[0.0, 200.0], [0.0, 1.0]])
-    p = surrogates.true_class_prob(logits, torch.tensor([1, 1]))
+    p = surrogates.true_class_prob(logits, torch.tensor([1, 1]), dtype=torch.float32)
     assert p[0] == 1.0 and 0 < p[1] < 1
+
+
+def test_true_class_prob_float64_from_float32_logits():
+    # margins of 25 and 20 saturate a float32 softmax but not a float64 one (which saturates above ~37)
+    logits = torch.tensor([[0.0, 25.0], [0.0, 20.0], [0.0, 1.0], [0.0, 60.0]], dtype=torch.float32)
+    y = torch.tensor([1, 1, 1, 1])
+    p32 = surrogates.true_class_prob(logits, y, dtype=torch.float32)
+    p64 = surrogates.true_class_prob(logits, y)                      # default: float64
+    assert p32[0] == 1.0 and p32[1] == 1.0
+    assert 0 < p64[0] < 1 and 0 < p64[1] < 1
+    np.testing.assert_allclose(p64[:3], [1 / (1 + np.exp(-25.0)), 1 / (1 + np.exp(-20.0)), 1 / (1 + np.exp(-1.0))],
+                               rtol=1e-12)
+    assert p64[3] == 1.0                                             # still exactly saturated in float64
+    # faithfulness drops only the float64-saturated point (row 3), for network and surrogate alike
+    sur_logits = np.array([[0.0, 20.0], [0.0, 10.0], [0.0, 2.0], [0.0, 3.0]])
+    row = surrogates.faithfulness(logits, sur_logits, y.numpy())
+    assert row["n_dropped"] == 1 and row["tau"] == pytest.approx(1.0)
 
 
 def test_faithfulness_tad():
     y = np.array([0, 1, 1, 0])
     net_logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.5, 0.0]])   # acc 0.75
-    sur = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])          # acc 1.0
+    sur = np.log([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])            # surrogate logits, acc 1.0
     row = surrogates.faithfulness(net_logits, sur, y)
     assert row["acc_net"] == 0.75 and row["acc_sur"] == 1.0
     assert row["tad"] == pytest.approx(0.25)
