@@ -53,6 +53,14 @@ def test_success_merges_outputs_and_rerun_is_byte_identical(tmp_path, final):
     assert not (paths.ROOT / "reports" / ".staging" / "smoke-00_demo").exists()
 
 
+def test_notebooks_read_published_bench_results(tmp_path, final):
+    (final / "bench").mkdir(parents=True)
+    (final / "bench" / "ntk.csv").write_text("method,seconds\nstructured,0.5\n")
+    body = BODY + "\nfrom nnlens import paths\nassert (paths.bench_dir() / 'ntk.csv').read_text().startswith('method')\n"
+    runner.run(_notebook(tmp_path / "00_demo.ipynb", body), profile="smoke", kernel="python3")
+    assert (final / "bench" / "ntk.csv").read_text() == "method,seconds\nstructured,0.5\n"
+
+
 def test_failure_leaves_previous_reports_intact(tmp_path, final):
     good = _notebook(tmp_path / "00_demo.ipynb", BODY)
     runner.run(good, profile="smoke", kernel="python3")

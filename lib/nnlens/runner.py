@@ -4,7 +4,9 @@
 
 1. The notebook runs with papermill (``-p profile ...``, ``--cwd notebooks``)
    into a staging folder; ``NNLENS_REPORTS`` points the library's figures,
-   tables, claims and manifests there too.
+   tables, claims and manifests there too. The staging folder starts with a
+   copy of the published ``bench/`` results, which ``make bench`` makes and
+   notebooks only read.
 2. Success: volatile metadata (timestamps, durations) is scrubbed so a rerun is
    byte-identical, then every staged file is moved into the reports folder
    (one atomic rename per file) and ``claims.md`` is rebuilt.
@@ -85,6 +87,8 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens") 
     staging.mkdir(parents=True)
     out_nb = staging / "notebooks" / nb.name
     out_nb.parent.mkdir(parents=True)
+    if (final / "bench").is_dir():  # inputs made by `make bench`, read by notebooks (study 05)
+        shutil.copytree(final / "bench", staging / "bench")
     env_before = {k: os.environ.get(k) for k in ("NNLENS_REPORTS", "NNLENS_PROGRESS", "NNLENS_PROFILE")}
     os.environ["NNLENS_REPORTS"] = str(staging)
     os.environ["NNLENS_PROGRESS"] = "0"
