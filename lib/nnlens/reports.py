@@ -157,13 +157,25 @@ def build_claims_md() -> Path:
 
 
 # ------------------------------------------------------------------ manifest
-def _commit() -> str:
+CODE_PATHS = ("lib", "notebooks", "benchmarks", "pyproject.toml", "requirements.lock")
+
+
+def _git(*args: str) -> str:
     try:
-        out = subprocess.run(["git", "-C", str(paths.ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
+        out = subprocess.run(["git", "-C", str(paths.ROOT), *args], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return ""
+
+
+def _commit() -> str:
+    """The last commit that changed the code (not the reports), '+dirty' if the code has local changes.
+
+    Committing regenerated reports therefore does not change the manifest of the next run.
+    """
+    commit = _git("log", "-1", "--format=%h", "--", *CODE_PATHS) or "unknown"
+    dirty = _git("status", "--porcelain", "--", *CODE_PATHS)
+    return commit + ("+dirty" if dirty else "")
 
 
 def package_versions(names=("torch", "torchvision", "numpy", "scipy", "scikit-learn", "statsmodels",

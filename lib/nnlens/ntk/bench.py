@@ -413,7 +413,7 @@ def plot(df):
             ax.set_title(f"{'CNN trNTK' if sec == 'cnn_n' else 'MLP pNTK'}: {y} vs {x}")
     axes[1, 3].clear()
     p = df[df.section == "projection"]
-    sns.lineplot(data=p, x="proj_dim", y="rel_err", hue="kind", marker="o", ax=axes[1, 3])
+    sns.lineplot(data=p, x="proj_dim", y="rel_err", hue="kind", marker="o", errorbar="sd", ax=axes[1, 3])
     axes[1, 3].set(xscale="log", yscale="log", title="projection error vs K")
     fig.tight_layout()
     return fig
