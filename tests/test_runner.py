@@ -22,6 +22,12 @@ print("profile is", profile)
 """
 
 
+def _published(final):
+    """Every published file under ``final`` (not the runner's .staging/ and .failed/)."""
+    return {p.relative_to(final): p.read_bytes() for p in final.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(final).parts)}
+
+
 def _notebook(path, body):
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('profile = "default"')
@@ -42,15 +48,15 @@ def final(tmp_path, monkeypatch):
 def test_success_merges_outputs_and_rerun_is_byte_identical(tmp_path, final):
     nb = _notebook(tmp_path / "00_demo.ipynb", BODY)
     executed = runner.run(nb, profile="smoke", kernel="python3")
-    files = {p.relative_to(final): p.read_bytes() for p in final.rglob("*") if p.is_file()}
+    files = _published(final)
     assert {"figures/00_demo.png", "figures/00_demo.pdf", "tables/00_demo.csv", "tables/00_demo.md",
             "claims/01.csv", "claims.md", "notebooks/00_demo.ipynb"} <= {str(p) for p in files}
     text = executed.read_text()
     assert "profile is smoke" in text and "start_time" not in text and "duration" not in text
     runner.run(nb, profile="smoke", kernel="python3")
-    again = {p.relative_to(final): p.read_bytes() for p in final.rglob("*") if p.is_file()}
+    again = _published(final)
     assert again == files
-    assert not (paths.ROOT / "reports" / ".staging" / "smoke-00_demo").exists()
+    assert not (final / ".staging" / "00_demo").exists()
 
 
 def test_notebooks_read_published_bench_results(tmp_path, final):
@@ -64,15 +70,15 @@ def test_notebooks_read_published_bench_results(tmp_path, final):
 def test_failure_leaves_previous_reports_intact(tmp_path, final):
     good = _notebook(tmp_path / "00_demo.ipynb", BODY)
     runner.run(good, profile="smoke", kernel="python3")
-    before = {p: p.read_bytes() for p in final.rglob("*") if p.is_file()}
+    before = _published(final)
     bad = _notebook(tmp_path / "00_demo.ipynb",
                     BODY.replace('[1, 0, 2]', '[5, 5, 5]') + "\nraise ValueError('boom in the study')\n")
     with pytest.raises(SystemExit) as e:
         runner.run(bad, profile="smoke", kernel="python3")
     msg = str(e.value)
     assert "00_demo.ipynb failed" in msg and "ValueError: boom in the study" in msg and "unchanged" in msg
-    assert {p: p.read_bytes() for p in final.rglob("*") if p.is_file()} == before
-    assert (paths.ROOT / "reports" / ".failed" / "00_demo.ipynb").exists()
+    assert _published(final) == before
+    assert (final / ".failed" / "00_demo.ipynb").exists()
 
 
 def test_cli_rejects_unknown_profile_in_one_line():

@@ -11,7 +11,7 @@
    byte-identical, then every staged file is moved into the reports folder
    (one atomic rename per file) and ``claims.md`` is rebuilt.
 3. Failure: nothing in the reports folder changes; one message names the cell
-   and the error, and the partly executed notebook is kept in ``reports/.failed/``.
+   and the error, and the partly executed notebook is kept in ``.failed/`` there.
 
 ``python -m nnlens.runner index`` rebuilds ``claims.md`` and the report index ``README.md``.
 """
@@ -81,8 +81,8 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens") 
     if not nb.exists():
         raise SystemExit(f"error: notebook {notebook} does not exist; notebooks are in {paths.NOTEBOOKS}")
     final = final_reports_dir(profile)
-    staging = paths.ROOT / "reports" / ".staging" / f"{profile}-{nb.stem}"
-    failed = paths.ROOT / "reports" / ".failed"
+    staging = final / ".staging" / nb.stem     # same file system as final: renames are atomic
+    failed = final / ".failed"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     out_nb = staging / "notebooks" / nb.name
