@@ -311,8 +311,11 @@ def claim_values(df: pd.DataFrame, d: int | None = None) -> dict:
 
 
 # ------------------------------------------------------------------ figures
-def plot_esd(runs: dict, sigma2: float, key: str, title: str):
-    """ESD histograms at init and at the end per regime, with the MP density of the init."""
+def plot_esd(runs: dict, sigma2: float, key: str, title: str, mp_margin: float = 0.05):
+    """ESD histograms at init and at the end per regime, with the MP density of the init.
+
+    Titles count outliers as the claims do: eigenvalues above (1 + mp_margin) x the MP edge.
+    """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 2.8), sharey=True)
@@ -326,8 +329,8 @@ def plot_esd(runs: dict, sigma2: float, key: str, title: str):
         t = np.linspace(lo, hi, 400)
         ax.plot(t, spectra.mp_density(t, ratio, sigma2), "k-", lw=1, label="MP")
         ax.axvline(hi, color="k", ls=":", lw=1)
-        n_out = len(spectra.outliers(e1, hi))
-        ax.set(title=f"{name} (λ1={e1[-1]:.3g}, {n_out} above edge)", xlabel="eigenvalue")
+        n_out = len(spectra.outliers(e1, hi, mp_margin))
+        ax.set(title=f"{name} (λ1={e1[-1]:.3g}, {n_out} outliers)", xlabel="eigenvalue")
     np.atleast_1d(axes)[0].legend()
     fig.suptitle(title)
     fig.tight_layout()
