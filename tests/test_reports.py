@@ -77,8 +77,9 @@ def test_savefig_is_byte_stable():
     png, pdf = plots.savefig(draw(), "00_demo", close=True)
     first = (png.read_bytes(), pdf.read_bytes())
     assert first[0][:8] == b"\x89PNG\r\n\x1a\n" and first[1][:5] == b"%PDF-"
-    plots.savefig(draw(), "00_demo", close=True)
+    saved = plots.savefig(draw(), "00_demo", close=True)
     assert (png.read_bytes(), pdf.read_bytes()) == first
+    assert repr(saved) == "saved figures/00_demo.png and figures/00_demo.pdf"  # no machine paths
 
 
 def test_savefig_rejects_paths_as_names():

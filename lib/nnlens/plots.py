@@ -37,7 +37,21 @@ def use_style(context: str = "notebook") -> None:
     })
 
 
-def savefig(fig, name: str, directory: Path | None = None, close: bool = False) -> tuple[Path, Path]:
+class SavedFigure(tuple):
+    """The (png, pdf) paths of a saved figure.
+
+    Its repr names the files, not where they are, so a notebook cell that ends with
+    ``plots.savefig(...)`` shows the same output on every machine and in staging.
+    """
+
+    def __new__(cls, png: Path, pdf: Path):
+        return super().__new__(cls, (png, pdf))
+
+    def __repr__(self) -> str:
+        return f"saved figures/{self[0].name} and figures/{self[1].name}"
+
+
+def savefig(fig, name: str, directory: Path | None = None, close: bool = False) -> SavedFigure:
     """Write ``fig`` as PNG and PDF under ``figures/``; returns both paths."""
     if not isinstance(name, str) or not name or "/" in name:
         raise ValueError(f"figure name must be a plain file stem like '01_accuracy_vs_k', got {name!r}")
@@ -49,4 +63,4 @@ def savefig(fig, name: str, directory: Path | None = None, close: bool = False) 
         fig.savefig(tmp, format="pdf", metadata=_PDF_META)
     if close:
         plt.close(fig)
-    return png, pdf
+    return SavedFigure(png, pdf)
