@@ -34,7 +34,7 @@ class Study01:
     n_train: int = 2000               # training images (0 = all)
     n_test: int = 1000                # test images (0 = all)
     width: int = 8                    # ResNet-18 base width (64 = the paper's); 8 fits the 2-core budget
-    epochs: int = 10                  # enough for zero training error on the default data
+    epochs: int = 15                  # near-zero training error on the default data (10 gave 0.988-0.994)
     batch_size: int = 128
     lr: float = 0.05
     optimizer: str = "sgdm"
