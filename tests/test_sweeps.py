@@ -3,6 +3,10 @@
 Also the AdaHessian/SophiaH Hutchinson fix of train.py (a Rademacher probe that is really ±1).
 """
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +18,7 @@ from nnlens import sweeps, train
 TINY = dict(dataset="digits", model="mlp", width=8, depth=1, epochs=1, n_train=100, n_test=50, lr=0.1)
 
 
-def poly(x: int, y: float, counter: str = "") -> dict:
+def poly(x: int, y: float, counter: str = "", sleep: float = 0.0) -> dict:
     """A cheap job; appends one line per call to ``counter`` and raises once the number
     of calls exceeds the limit written in ``<counter>.fail`` (when that file exists)."""
     if counter:
@@ -23,6 +27,7 @@ def poly(x: int, y: float, counter: str = "") -> dict:
         limit = Path(counter + ".fail")
         if limit.exists() and _calls(counter) > int(limit.read_text()):
             raise RuntimeError("simulated crash")
+    time.sleep(sleep)
     return {"z": x * x + y, "w": float(np.sin(x + y))}
 
 
@@ -75,6 +80,34 @@ def test_resume_skips_finished_jobs(tmp_path):
     counter.unlink()
     assert sweeps.run(poly, grid, backend="sequential", store=store).equals(df)
     assert _calls(counter) == 0                               # everything came from the store
+
+
+KILLED_SWEEP = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_sweeps import poly
+from nnlens import sweeps
+grid = [{{"x": x, "y": 0.0, "counter": {counter!r}, "sleep": 0.3}} for x in range(8)]
+sweeps.run(poly, grid, backend="sequential", store={store!r})
+"""
+
+
+def test_sweep_killed_part_way_resumes_without_redoing_finished_jobs(tmp_path):
+    store, counter = tmp_path / "store", tmp_path / "calls.txt"
+    script = KILLED_SWEEP.format(tests=str(Path(__file__).parent), counter=str(counter), store=str(store))
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 120
+    while len(list(store.glob("[!.]*.json"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)                          # no clean-up: a power cut, an OOM kill
+    proc.wait()
+    done = sorted(json.loads(p.read_text())["params"]["x"] for p in store.glob("[!.]*.json"))
+    assert 3 <= len(done) < 8 and done == list(range(len(done)))   # every stored job is whole
+    counter.unlink()
+    grid = [{"x": x, "y": 0.0, "counter": str(counter), "sleep": 0.3} for x in range(8)]
+    df = sweeps.run(poly, grid, backend="sequential", store=store)
+    assert _calls(counter) == 8 - len(done)                   # finished jobs were not redone
+    assert list(df["z"]) == [x * x for x in range(8)]
 
 
 def test_bad_backend_and_missing_address(monkeypatch):
