@@ -185,10 +185,8 @@ def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool 
         return FitResult(model.to(device).eval(), pd.DataFrame(blob["history"]), key, True)
 
     model.to(device)
-    info = OPTIMIZERS.get(cfg.optimizer)
-    opt = make_optimizer(model.parameters(), cfg)
-    if info is None:  # make_optimizer raised already; keeps type-checkers quiet
-        raise ValueError(cfg.optimizer)
+    opt = make_optimizer(model.parameters(), cfg)  # unknown names fail here, with the valid ones
+    info = OPTIMIZERS[cfg.optimizer]
     fn = _loss_fn(cfg.loss)
     n = len(ds.x_train)
     bs = n if cfg.batch_size in (0, None) or cfg.batch_size >= n else cfg.batch_size
