@@ -162,7 +162,9 @@ def kernel_suite(model, x_train, y_train, x_test, proj_dims=(), seed: int = 0, t
         K = em(model, torch.cat([x_train, x_test]))
         out["em"] = (K[:len(x_train), :len(x_train)], K[len(x_train):, :len(x_train)])
     if "ck" in kinds:
-        out["ck"] = (ck(model, x_train), ck(model, x_test, x_train))
+        f_tr, f_te = penultimate(model, x_train), penultimate(model, x_test)  # each forward pass once
+        n_tr = _sqnorm(f_tr)
+        out["ck"] = (normalize(_gram(f_tr, f_tr), n_tr, n_tr), normalize(_gram(f_te, f_tr), _sqnorm(f_te), n_tr))
     if "gradcos" in kinds:
         if test_labels is None:
             with torch.no_grad():

@@ -142,6 +142,7 @@ def layer_table(train: dict, y_train, test: dict, pred_test, pred_train=None) ->
     rows = []
     y_tr = _labels(y_train)
     for depth, (name, h) in enumerate(train.items()):
+        h = _np(h)  # one float64 copy per layer; the metrics below then reuse it without copying
         means = class_means(h, y_tr)
         row = {"layer": name, "depth": depth, "nc1": nc1(h, y_tr), **nc2(h, y_tr),
                "nc4_test": nc4(test[name], pred_test, means)}

@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from . import spectra
+from .train import TrainConfig, effective_batch, loss_fn, make_optimizer
 
 REGIMES = ("gd_small", "gd_large", "sgd_small", "adam")
 
@@ -60,14 +62,10 @@ def snapshot_epochs(epochs: int, snapshots: int) -> list[int]:
 def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, regime: Regime, epochs: int,
           snapshots: int, loss_fn=F.mse_loss, seed: int = 0) -> Run:
     """Train ``model`` in place on (x, y) with ``regime``; snapshot the parameters."""
-    if regime.optimizer == "sgd":
-        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=regime.lr)
-    elif regime.optimizer == "adam":
-        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=regime.lr)
-    else:
-        raise ValueError(f"unknown optimizer {regime.optimizer!r}; valid: sgd, adam")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(params, TrainConfig(optimizer=regime.optimizer, lr=regime.lr))
     n = len(x)
-    bs = n if regime.batch <= 0 or regime.batch >= n else regime.batch
+    bs = effective_batch(n, regime.batch)
     g = torch.Generator().manual_seed(seed)
     keep = set(snapshot_epochs(epochs, snapshots))
     run = Run(regime)
@@ -96,15 +94,21 @@ def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, regime: Regi
 
 
 # ------------------------------------------------------------------ measurements
-def _weight_row(W: np.ndarray, W0: np.ndarray, sigma2: float, mp_margin: float) -> dict:
+def _init_stats(W0: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The initial weight's ESD and norms, computed once per run."""
+    return spectra.weight_esd(W0)[0], spectra.norms(W0, W0)
+
+
+def _weight_row(W: np.ndarray, W0: np.ndarray, init: tuple, sigma2: float, mp_margin: float) -> dict:
+    eigs0, w0 = init
     eigs, ratio = spectra.weight_esd(W)
-    eigs0, _ = spectra.weight_esd(W0)
     _, hi = spectra.mp_edges(ratio, sigma2)
     out = spectra.outliers(eigs, hi, mp_margin)
     fit = spectra.powerlaw_fit(eigs)
     return {"lambda1": float(eigs[-1]), "mp_edge": hi, "n_outliers": len(out),
             "bulk_ks": spectra.bulk_ks(eigs0, eigs, hi * (1 + mp_margin)),
-            "alpha": fit.alpha, "alpha_xmin": fit.xmin, **spectra.norms(W, W0)}
+            "alpha": fit.alpha, "alpha_xmin": fit.xmin,
+            **spectra.norms(W, W0, {"W0_op": w0["W0_op"], "W0_fro": w0["W0_fro"]})}
 
 
 def measure_twolayer(run: Run, data, activation: str = "tanh", train_a: bool = True,
@@ -119,16 +123,18 @@ def measure_twolayer(run: Run, data, activation: str = "tanh", train_a: bool = T
     W0, a0 = run.params[0]["W"].numpy(), run.params[0]["a"].numpy()
     ck0 = spectra.twolayer_ck(W0, xk, activation)
     ntk0 = spectra.twolayer_ntk(W0, a0, xk, activation, train_a)
+    init = _init_stats(W0)
+    x_test = torch.as_tensor(data.x_test, dtype=torch.float64)
+    act = spectra._ACTS[activation][0]
     rows = []
     for epoch, p, tl in zip(run.epochs, run.params, run.train_loss):
         W, a = p["W"].numpy(), p["a"].numpy()
         with torch.no_grad():
-            Z = torch.as_tensor(data.x_test, dtype=torch.float64) @ torch.as_tensor(W, dtype=torch.float64).T
-            act = spectra._ACTS[activation][0]
+            Z = x_test @ torch.as_tensor(W, dtype=torch.float64).T
             pred = act(Z / math.sqrt(W.shape[1])) @ torch.as_tensor(a, dtype=torch.float64) / math.sqrt(W.shape[0])
             test_err = float(((pred - data.y_test.double()) ** 2).mean())
         rows.append({"regime": run.regime.name, "epoch": epoch, "train_loss": tl, "test_error": test_err,
-                     **_weight_row(W, W0, 1.0, mp_margin),
+                     **_weight_row(W, W0, init, 1.0, mp_margin),
                      "alignment": spectra.top_alignment(W, beta),
                      "ck_distance": spectra.kernel_distance(ck0, spectra.twolayer_ck(W, xk, activation)),
                      "ntk_distance": spectra.kernel_distance(ntk0, spectra.twolayer_ntk(W, a, xk, activation, train_a))})
@@ -142,7 +148,7 @@ def mlp_kernels(model: torch.nn.Module, params: dict, x: torch.Tensor) -> tuple[
     2023), the eNTK of the summed logits / √C, from per-example gradients
     (torch.func); exact and cheap at this size.
     """
-    from torch.func import functional_call, grad, vmap
+    from torch.func import grad, vmap
 
     params = {k: v.detach().double() for k, v in params.items()}
     xd = x.double()
@@ -176,25 +182,19 @@ def measure_mlp(run: Run, model: torch.nn.Module, ds, sigma2: float, mp_margin: 
     xk = ds.x_train[:n_kernel]
     W0 = run.params[0]["hidden.0.weight"].numpy()
     ck0, ntk0 = mlp_kernels(model, run.params[0], xk)
+    init = _init_stats(W0)
     rows = []
     for epoch, p, tl in zip(run.epochs, run.params, run.train_loss):
         W = p["hidden.0.weight"].numpy()
         ck, ntk = mlp_kernels(model, p, xk)
-        from torch.func import functional_call
-
         with torch.no_grad():
             out = functional_call(model, p, (ds.x_test,))
         test_err = float((out.argmax(1) != ds.y_test).float().mean())
         rows.append({"regime": run.regime.name, "epoch": epoch, "train_loss": tl, "test_error": test_err,
-                     **_weight_row(W, W0, sigma2, mp_margin),
+                     **_weight_row(W, W0, init, sigma2, mp_margin),
                      "ck_distance": spectra.kernel_distance(ck0, ck),
                      "ntk_distance": spectra.kernel_distance(ntk0, ntk)})
     return pd.DataFrame(rows)
-
-
-def mse_onehot(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """MSE between logits (N, C) and one-hot labels y (N,)."""
-    return F.mse_loss(out, F.one_hot(y, out.shape[1]).to(out.dtype))
 
 
 # ------------------------------------------------------------------ step sizes
@@ -232,9 +232,8 @@ def run_twolayer(cfg) -> tuple[pd.DataFrame, dict, object]:
 
     td = data_mod.teacher(cfg.n, cfg.d, cfg.noise, seed=cfg.seed, link=cfg.link)
     torch.manual_seed(cfg.seed)
-    init = models.TwoLayer(cfg.d, cfg.h, cfg.activation, train_a=False).state_dict()
     probe = models.TwoLayer(cfg.d, cfg.h, cfg.activation, train_a=False)
-    probe.load_state_dict(init)
+    init = probe.state_dict()
     edge = twolayer_lr_edge(probe, td.x_train, cfg.activation)
     frames, runs = [], {}
     for reg in regimes(cfg.lr_small * edge, cfg.lr_large * edge, cfg.adam_lr, cfg.sgd_batch):
@@ -263,7 +262,7 @@ def run_mlp(cfg) -> tuple[pd.DataFrame, dict, object]:
     for reg in regimes(cfg.lr_small * edge, cfg.lr_large * edge, cfg.adam_lr, cfg.sgd_batch):
         model = models.MLP(x.shape[1], ds.n_classes, cfg.mlp_width, cfg.mlp_depth)
         model.load_state_dict(init)
-        run = train(model, x, ds.y_train, reg, cfg.mlp_epochs, cfg.snapshots, loss_fn=mse_onehot, seed=cfg.seed)
+        run = train(model, x, ds.y_train, reg, cfg.mlp_epochs, cfg.snapshots, loss_fn=loss_fn("mse"), seed=cfg.seed)
         runs[reg.name] = run
         df = measure_mlp(run, model, flat, sigma2, cfg.mp_margin, cfg.mlp_n_kernel)
         frames.append(df.assign(lr=reg.lr, lr_edge=edge, diverged=run.diverged))

@@ -114,12 +114,16 @@ def bulk_ks(eigs0, eigs1, edge: float | None = None) -> float:
     return float(stats.ks_2samp(a, b, method="asymp").statistic)
 
 
-def norms(W, W0) -> dict:
-    """Operator and Frobenius norms of ΔW = W - W0, and of W0 for scale."""
+def norms(W, W0, w0_norms: dict | None = None) -> dict:
+    """Operator and Frobenius norms of ΔW = W - W0, and of W0 for scale.
+
+    ``w0_norms`` ({"W0_op", "W0_fro"}) skips recomputing W0's norms for every snapshot of one run.
+    """
     W, W0 = np.asarray(W, np.float64), np.asarray(W0, np.float64)
     dW = W - W0
-    return {"dW_op": float(np.linalg.norm(dW, 2)), "dW_fro": float(np.linalg.norm(dW)),
-            "W0_op": float(np.linalg.norm(W0, 2)), "W0_fro": float(np.linalg.norm(W0))}
+    if w0_norms is None:
+        w0_norms = {"W0_op": float(np.linalg.norm(W0, 2)), "W0_fro": float(np.linalg.norm(W0))}
+    return {"dW_op": float(np.linalg.norm(dW, 2)), "dW_fro": float(np.linalg.norm(dW)), **w0_norms}
 
 
 # ------------------------------------------------------------------ heavy tails

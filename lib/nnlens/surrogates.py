@@ -203,20 +203,6 @@ def faithfulness_table(suite: dict, y_train, y_test, net_logits, C: float = 1.0,
     return rows, fitted
 
 
-def projection_errors(suite: dict) -> list[dict]:
-    """Relative error of every ``proj_<kind>@K`` train x train kernel against exact ``<kind>``.
-
-    Returns rows {"kernel": kind, "k": K, "rel_error": ...}.
-    """
-    rows = []
-    for name, (K_tr, _) in suite.items():
-        if name.startswith("proj_") and "@" in name:
-            base, k = name[5:].split("@")
-            if base in suite:
-                rows.append({"kernel": base, "k": int(k), "rel_error": relative_error(K_tr, suite[base][0])})
-    return rows
-
-
 def summarize(df: pd.DataFrame, by, cols) -> pd.DataFrame:
     """Mean and std (over seeds) of ``cols`` per group ``by``: columns ``<col>_mean``, ``<col>_std``."""
     g = df.groupby(list(by), sort=False)[list(cols)]

@@ -179,7 +179,7 @@ def train_job(*, dataset: str, model: str, width: int, depth: int, optimizer: st
     n = len(ds.x_train)
     return {"best_acc": float(acc.max()), "final_acc": float(acc.iloc[-1]), "best_epoch": int(acc.idxmax()) + 1,
             "finite": bool(math.isfinite(h["train_loss"].iloc[-1])),
-            "batch": n if batch_size in (0, None) or batch_size >= n else int(batch_size),
+            "batch": train.effective_batch(n, batch_size),
             "seconds": float(h["seconds"].iloc[-1])}
 
 

@@ -129,7 +129,13 @@ class FitResult:
         return self.history.iloc[-1].to_dict()
 
 
-def _loss_fn(kind: str):
+def effective_batch(n: int, batch: int | None) -> int:
+    """The batch size actually used for ``n`` examples: 0, None or >= n means full batch."""
+    return n if not batch or batch <= 0 or batch >= n else int(batch)
+
+
+def loss_fn(kind: str):
+    """The loss by name: "ce" (cross-entropy) or "mse" (against one-hot labels when y is long)."""
     if kind == "ce":
         return F.cross_entropy
     if kind == "mse":
@@ -147,7 +153,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "ce
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
-    fn = _loss_fn(loss)
+    fn = loss_fn(loss)
     total, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
@@ -187,9 +193,9 @@ def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool 
     model.to(device)
     opt = make_optimizer(model.parameters(), cfg)  # unknown names fail here, with the valid ones
     info = OPTIMIZERS[cfg.optimizer]
-    fn = _loss_fn(cfg.loss)
+    fn = loss_fn(cfg.loss)
     n = len(ds.x_train)
-    bs = n if cfg.batch_size in (0, None) or cfg.batch_size >= n else cfg.batch_size
+    bs = effective_batch(n, cfg.batch_size)
     steps_per_epoch = -(-n // bs)
     sched = None
     if cfg.schedule == "cosine" and not info.closure:
