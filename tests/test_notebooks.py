@@ -39,4 +39,4 @@ def test_notebook_conventions(path):
     body = "\n".join(c.source for c in code)
     assert f'reports.Ledger("{study}", profile)' in body and "ledger.save()" in body
     assert "write_manifest(" in body
-    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["kernelspec"] == {"display_name": "Python (nnlens)", "language": "python", "name": "nnlens"}

@@ -76,3 +76,35 @@ def test_bad_training_config_is_one_clear_error(digits):
         train.fit(spec, digits, train.TrainConfig(optimizer="rmsprop"), cache=False)
     with pytest.raises(TypeError, match="TrainConfig"):
         train.fit(spec, digits, {"epochs": 1})
+
+
+def test_fit_leaves_the_callers_random_stream_alone(digits):
+    spec = models.spec_for("mlp", digits, width=16, depth=1)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train.fit(spec, digits, train.TrainConfig(optimizer="sgd", lr=0.1, epochs=1, batch_size=64), cache=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_on_epoch_sees_init_and_every_epoch_and_regression_targets_work():
+    td = data.teacher(64, 8, seed=0)
+    spec = {"name": "twolayer", "d": 8, "h": 16, "activation": "tanh", "train_a": False}
+    seen = []
+    cfg = train.TrainConfig(optimizer="sgd", lr=0.5, epochs=3, batch_size=0, schedule="constant", loss="mse")
+    r = train.fit(spec, td, cfg, cache=False, on_epoch=lambda e, m: seen.append((e, m.W.detach().clone())))
+    assert [e for e, _ in seen] == [0, 1, 2, 3]
+    assert not torch.equal(seen[0][1], seen[-1][1]) and not r.diverged
+    assert r.history["train_acc"].isna().all() and (r.history["train_loss"] < 1).all()
+    torch.manual_seed(cfg.seed)                                  # same seed -> same W0 (the regimes share it)
+    assert torch.equal(models.build(spec).W.detach(), seen[0][1])
+    with pytest.raises(ValueError, match="cache=False"):
+        train.fit(spec, td, cfg, on_epoch=lambda e, m: None)
+
+
+def test_divergence_stops_training_and_is_reported():
+    td = data.teacher(64, 8, seed=0)
+    spec = {"name": "twolayer", "d": 8, "h": 16, "activation": "relu", "train_a": True}
+    cfg = train.TrainConfig(optimizer="sgd", lr=1e6, epochs=20, batch_size=0, schedule="constant", loss="mse")
+    r = train.fit(spec, td, cfg, cache=False)
+    assert r.diverged and len(r.history) < 20

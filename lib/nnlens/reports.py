@@ -2,8 +2,11 @@
 
 - ``save_table(df, name)`` writes ``tables/<name>.csv`` and ``tables/<name>.md``
   with one fixed float format, atomically, so reruns give identical bytes.
-- ``Ledger(study, profile)`` collects one row per paper claim: id (``01.2``),
-  statement, measured value, threshold and verdict. ``Ledger.save()`` writes
+- ``Row``: one verdict on one paper claim, as a study's ``claims(results, cfg)``
+  returns it (``nnlens.studies``): id (``01.2``), statement, measured value,
+  threshold and whether it holds.
+- ``Ledger(study, profile)`` collects the rows of one study at one profile
+  (``ledger.extend(rows)`` or ``ledger.claim(...)``). ``Ledger.save()`` writes
   ``claims/<study>.csv``; ``build_claims_md()`` joins every study's rows into
   ``claims.md``.
 - ``write_manifest(study, profile, seeds)``: profile, seeds, package versions
@@ -66,6 +69,21 @@ def save_table(df: pd.DataFrame, name: str, *, index: bool = False, directory: P
 CLAIM_COLUMNS = ["id", "statement", "value", "threshold", "holds", "profile"]
 
 
+@dataclass(frozen=True)
+class Row:
+    """One claim's verdict, before a ledger attaches the profile.
+
+    ``value`` is the measured number (formatted with the ledger's float format) or a
+    sentence with the numbers in it; ``threshold`` says what it was checked against
+    (the named constant of the study module, with its value).
+    """
+    id: str
+    statement: str
+    value: object
+    threshold: str
+    holds: bool
+
+
 @dataclass
 class Claim:
     id: str
@@ -97,6 +115,14 @@ class Ledger:
         row = Claim(str(id), statement, value_s, str(threshold), bool(holds), self.profile)
         self.rows = [r for r in self.rows if r.id != row.id] + [row]
         return row
+
+    def extend(self, rows) -> "Ledger":
+        """Add the ``Row``s a study's ``claims`` function returned (same ids replace earlier rows)."""
+        for r in rows:
+            if not isinstance(r, Row):
+                raise TypeError(f"Ledger.extend takes reports.Row items, got {type(r).__name__}")
+            self.claim(r.id, r.statement, r.value, r.threshold, r.holds)
+        return self
 
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame([r.__dict__ for r in self.rows], columns=CLAIM_COLUMNS)

@@ -1,10 +1,16 @@
 """One training loop for every study.
 
-``fit(spec, ds, cfg)`` seeds everything, builds the model from ``spec``
-(``models.build``), trains it with the optimizer named in ``cfg`` at any batch
-size up to full batch, records per-epoch train/test loss and accuracy, and
-caches the result in ``data/cache/train/`` under a hash of (spec, data, cfg),
-written atomically. A second call with the same inputs loads the cache.
+``fit(spec, ds, cfg)`` builds the model from ``spec`` (``models.build``) under
+``cfg.seed``, trains it with the optimizer named in ``cfg`` at any batch size up to
+full batch (``batch_size=0``: plain full-batch gradient descent with ``sgd``),
+with cross-entropy or MSE (one-hot for labels, plain for regression targets),
+records per-epoch train/test loss and accuracy (NaN for regression), and caches
+the result in ``data/cache/train/`` under a hash of (spec, data, cfg), written
+atomically. A second call with the same inputs loads the cache. ``on_epoch``
+(uncached runs only) is called with the model before the first step and after
+every epoch, which is how study 03 takes its weight snapshots. Training stops at
+the first epoch whose training loss is not finite (``FitResult.diverged``).
+The caller's global RNG is left as it was (``utils.seeded``).
 
 Optimizers (``OPTIMIZERS``): first order ``sgd``, ``sgdm``, ``adam``, ``adamw``;
 second order ``lbfgs`` (torch, with a closure), and from ``pytorch-optimizer``
@@ -22,17 +28,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import _io, models, paths
+from . import _io, models, paths, utils
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,11 @@ class FitResult:
     def final(self) -> dict:
         return self.history.iloc[-1].to_dict()
 
+    @property
+    def diverged(self) -> bool:
+        """Whether training stopped early at a non-finite training loss."""
+        return bool(len(self.history) and not np.isfinite(self.history["train_loss"].iloc[-1]))
+
 
 def effective_batch(n: int, batch: int | None) -> int:
     """The batch size actually used for ``n`` examples: 0, None or >= n means full batch."""
@@ -149,19 +162,11 @@ def loss_fn(kind: str):
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "ce",
              batch_size: int = 1024) -> tuple[float, float]:
-    """(mean loss, accuracy) of ``model`` in eval mode on (x, y)."""
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    fn = loss_fn(loss)
-    total, correct = 0.0, 0
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
-        out = model(xb)
-        total += float(fn(out, yb)) * len(xb)
-        correct += int((out.argmax(1) == yb).sum())
-    model.train(was_training)
-    return total / len(x), correct / len(x)
+    """(mean loss, accuracy) of ``model`` in eval mode on (x, y); accuracy is NaN for regression targets."""
+    out = utils.forward(model, x, batch_size)                       # (N, C) logits or (N,) predictions
+    y = y.to(out.device)
+    acc = float((out.argmax(1) == y).double().mean()) if y.dtype == torch.long and out.dim() == 2 else math.nan
+    return float(loss_fn(loss)(out, y)), acc
 
 
 def cache_key(spec: dict, ds, cfg: TrainConfig) -> str:
@@ -174,23 +179,42 @@ def _progress_default() -> bool:
 
 
 def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool | None = None,
-        device: str | torch.device | None = None) -> FitResult:
-    """Train ``models.build(spec)`` on ``ds`` with ``cfg``; cached by a hash of all three."""
+        device: str | torch.device | None = None,
+        on_epoch: Callable[[int, nn.Module], None] | None = None) -> FitResult:
+    """Train ``models.build(spec)`` on ``ds`` with ``cfg``; cached by a hash of all three.
+
+    ``ds`` needs x_train, y_train, x_test, y_test (and ``fingerprint`` when cached).
+    ``on_epoch(epoch, model)`` is called at epoch 0 (before any step) and after every
+    epoch; it needs ``cache=False`` (a cached result has no epochs to call it on).
+    """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     if cfg.batch_size < 0 or cfg.epochs < 0:
         raise ValueError(f"batch_size and epochs must be >= 0, got {cfg.batch_size}, {cfg.epochs}")
+    if on_epoch is not None and cache:
+        raise ValueError("on_epoch needs cache=False: a cached result is loaded, not trained, so no epoch runs")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    key = cache_key(spec, ds, cfg)
-    path = paths.cache_dir() / "train" / f"{key}.pt"
-    torch.manual_seed(cfg.seed)
-    model = models.build(spec)
-    if cache and path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        model.load_state_dict(blob["state_dict"])
-        return FitResult(model.to(device).eval(), pd.DataFrame(blob["history"]), key, True)
+    with utils.seeded(cfg.seed):                 # the model's init and every draw below; caller's RNG restored
+        model = models.build(spec)
+        if cache:
+            key = cache_key(spec, ds, cfg)
+            path = paths.cache_dir() / "train" / f"{key}.pt"
+            if path.exists():
+                blob = torch.load(path, map_location="cpu", weights_only=False)
+                model.load_state_dict(blob["state_dict"])
+                return FitResult(model.to(device).eval(), pd.DataFrame(blob["history"]), key, True)
+        history = _train(model.to(device), spec, ds, cfg, device, progress, on_epoch)
+    model.eval()
+    if not cache:
+        return FitResult(model, history, "", False)
+    with _io.atomic_path(path) as tmp:
+        torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "history": history.to_dict("list"), "spec": spec, "cfg": dataclasses.asdict(cfg)}, tmp)
+    return FitResult(model, history, key, False)
 
-    model.to(device)
+
+def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch) -> pd.DataFrame:
+    """The loop of ``fit``: one row per epoch; stops after an epoch with a non-finite training loss."""
     opt = make_optimizer(model.parameters(), cfg)  # unknown names fail here, with the valid ones
     info = OPTIMIZERS[cfg.optimizer]
     fn = loss_fn(cfg.loss)
@@ -210,6 +234,8 @@ def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.epochs, desc=f"{spec['name']}/{cfg.optimizer}", leave=False)
+    if on_epoch is not None:
+        on_epoch(0, model)
     t0 = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -238,12 +264,10 @@ def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool 
         if bar is not None:
             bar.update(1)
             bar.set_postfix(train=f"{tr_acc:.3f}", test=f"{te_acc:.3f}")
+        if not math.isfinite(tr_loss):
+            break                                 # diverged: later epochs would only carry NaNs
+        if on_epoch is not None:
+            on_epoch(epoch, model)
     if bar is not None:
         bar.close()
-    model.eval()
-    history = pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"])
-    if cache:
-        with _io.atomic_path(path) as tmp:
-            torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                        "history": history.to_dict("list"), "spec": spec, "cfg": dataclasses.asdict(cfg)}, tmp)
-    return FitResult(model, history, key, False)
+    return pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"])

@@ -1,0 +1,31 @@
+"""One module per study notebook: the study's drivers and its claims.
+
+| module           | notebook                        | paper            |
+|------------------|---------------------------------|------------------|
+| ``s01_pca``      | 01_pca_surrogates.ipynb         | arXiv 2309.15328 |
+| ``s02_entk``     | 02_entk_attribution.ipynb       | arXiv 2305.14585 |
+| ``s03_spectral`` | 03_spectral_dynamics.ipynb      | arXiv 2211.06506 |
+| ``s04_anova``    | 04_optimizer_anova.ipynb        | arXiv 2307.11684 |
+| ``s05_ntk``      | 05_ntk_engine.ipynb             | arXiv 2205.12372 |
+
+Every study module has the same shape:
+
+- Named threshold constants at the top, each with the reason for its value, fixed
+  before any run (never tuned to a result).
+- Drivers that take the study's frozen profile config (``profiles.Study0N``) and
+  return plain results (DataFrames, dicts of arrays): ``run(cfg)`` or a few steps
+  the notebook calls in order. They compose the concept modules (``data``,
+  ``train``, ``ntk``, ``probes``, ``collapse``, ``spectra``, ``stats``, ...);
+  they do not plot and do not write files.
+- ``claims(results, cfg) -> list[reports.Row]``: one row per paper claim, with the
+  measured value, the threshold (named constant and value) and the verdict.
+  Unit-tested on hand-built results, with a case that holds and one that does not.
+- Figures of the study as ``plot_*`` functions returning a matplotlib figure
+  (the notebook shows it inline and saves it with ``plots.savefig``).
+
+Where new things go: a new kernel in ``nnlens.ntk`` (its ``KINDS`` spec), a new
+dataset in ``nnlens.data``, a new profile field in ``nnlens.profiles`` (the study's
+dataclass and its smoke/paper overrides), a new claim as one more ``Row`` in the
+study's ``claims`` with its threshold constant, a new study as ``sNN_name.py``
+here plus ``notebooks/NN_name.ipynb`` (README, "Adding a study").
+"""
