@@ -15,6 +15,8 @@ LIB       := $(shell find lib/nnlens -name '*.py' 2>/dev/null)
 REPORTS   := $(if $(filter default,$(PROFILE)),reports,reports/$(PROFILE))
 EXECUTED  := $(patsubst notebooks/%,$(REPORTS)/notebooks/%,$(NOTEBOOKS))
 SCRATCH   := .scratch
+# this checkout's library wins over whatever checkout the venv's editable install points at
+export PYTHONPATH := $(CURDIR)/lib
 
 .PHONY: help setup reproduce test test-unit test-notebooks bench lab lock clean distclean
 
