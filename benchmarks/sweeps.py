@@ -2,7 +2,7 @@
 
 Runs the same sub-grid of the default profile (every optimizer and batch size,
 a few seeds) twice in one process: once as a sequential loop calling
-``sweeps.train_job`` in this process, then through ``sweeps.run`` with joblib's
+``s04_anova.train_job`` in this process, then through ``sweeps.run`` with joblib's
 loky processes (one torch thread each) twice: cold (process start-up included)
 and warm (loky reuses its workers, as the notebook's grid does after its lr search). Both must give
 the same accuracies. Writes ``reports/bench/sweeps.csv`` (``nnlens.paths.bench_dir()``):
@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from nnlens import _io, paths, profiles, sweeps
+from nnlens.studies import s04_anova
 
 
 def main(argv=None) -> pd.DataFrame:
@@ -35,16 +36,16 @@ def main(argv=None) -> pd.DataFrame:
 
     torch.set_num_threads(1)                                         # the loop gets one core, like one worker
     t0 = time.perf_counter()
-    seq = pd.DataFrame([{**p, **sweeps.train_job(**p)} for p in grid])
+    seq = pd.DataFrame([{**p, **s04_anova.train_job(**p)} for p in grid])
     t_seq = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    par = sweeps.run(sweeps.train_job, grid, backend="joblib", n_jobs=args.n_jobs, threads=1)
+    par = sweeps.run(s04_anova.train_job, grid, backend="joblib", n_jobs=args.n_jobs, threads=1)
     t_par = time.perf_counter() - t0
 
     # loky keeps its workers: a second sweep (the notebook's grid after its lr search) pays no start-up
     t0 = time.perf_counter()
-    warm = sweeps.run(sweeps.train_job, grid, backend="joblib", n_jobs=args.n_jobs, threads=1)
+    warm = sweeps.run(s04_anova.train_job, grid, backend="joblib", n_jobs=args.n_jobs, threads=1)
     t_warm = time.perf_counter() - t0
 
     cols = ["best_acc", "final_acc"]
