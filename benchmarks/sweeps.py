@@ -1,7 +1,7 @@
 """Benchmark: study 04's training grid through ``sweeps.run`` (2 local processes) against a plain loop.
 
-Runs the same sub-grid of the default profile (every optimizer and batch size,
-a few seeds) twice in one process: once as a sequential loop calling
+Runs the same sub-grid of the default profile (every optimizer and batch size of
+the step-matched arm, a few seeds) twice in one process: once as a sequential loop calling
 ``s04_anova.train_job`` in this process, then through ``sweeps.run`` with joblib's
 loky processes (one torch thread each) twice: cold (process start-up included)
 and warm (loky reuses its workers, as the notebook's grid does after its lr search). Both must give
@@ -29,10 +29,10 @@ def main(argv=None) -> pd.DataFrame:
     args = ap.parse_args(argv)
     cfg = profiles.load("04", "default")
     lrs = {o: lrs[len(lrs) // 2] for o, lrs in cfg.lr_grid}        # any fixed lr: speed, not accuracy
-    base = dict(dataset=cfg.dataset, model=cfg.model, width=cfg.width, depth=cfg.depth, epochs=cfg.epochs,
-                schedule=cfg.schedule, n_train=cfg.n_train, n_test=cfg.n_test)
-    grid = [{**base, "optimizer": o, "lr": lrs[o], "batch_size": b, "seed": s}
-            for b in cfg.batch_sizes for o in cfg.optimizers for s in range(args.seeds)]  # costly small batches first
+    budgets = s04_anova.budgets(cfg)
+    grid = [s04_anova.job_params(cfg, b, o, lrs[o], s, "test")       # the step-matched arm's cells
+            for b in budgets[budgets["arm"] == "steps"].itertuples() for o in cfg.optimizers
+            for s in range(args.seeds)]                              # costly small batches first
 
     torch.set_num_threads(1)                                         # the loop gets one core, like one worker
     t0 = time.perf_counter()
