@@ -1,8 +1,8 @@
 """Benchmark: study 04's training grid through ``sweeps.run`` (2 local processes) against a plain loop.
 
-Runs the same sub-grid of the default profile (every optimizer and batch size,
-a few seeds) twice in one process: once as a sequential loop calling
-``sweeps.train_job`` in this process, then through ``sweeps.run`` with joblib's
+Runs the same sub-grid of the default profile (every optimizer and batch size of
+the step-matched arm, a few seeds) twice in one process: once as a sequential loop calling
+``s04_anova.train_job`` in this process, then through ``sweeps.run`` with joblib's
 loky processes (one torch thread each) twice: cold (process start-up included)
 and warm (loky reuses its workers, as the notebook's grid does after its lr search). Both must give
 the same accuracies. Writes ``reports/bench/sweeps.csv`` (``nnlens.paths.bench_dir()``):
@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from nnlens import _io, paths, profiles, sweeps
+from nnlens.studies import s04_anova
 
 
 def main(argv=None) -> pd.DataFrame:
@@ -28,23 +29,23 @@ def main(argv=None) -> pd.DataFrame:
     args = ap.parse_args(argv)
     cfg = profiles.load("04", "default")
     lrs = {o: lrs[len(lrs) // 2] for o, lrs in cfg.lr_grid}        # any fixed lr: speed, not accuracy
-    base = dict(dataset=cfg.dataset, model=cfg.model, width=cfg.width, depth=cfg.depth, epochs=cfg.epochs,
-                schedule=cfg.schedule, n_train=cfg.n_train, n_test=cfg.n_test)
-    grid = [{**base, "optimizer": o, "lr": lrs[o], "batch_size": b, "seed": s}
-            for b in cfg.batch_sizes for o in cfg.optimizers for s in range(args.seeds)]  # costly small batches first
+    budgets = s04_anova.budgets(cfg)
+    grid = [s04_anova.job_params(cfg, b, o, lrs[o], s, "test")       # the step-matched arm's cells
+            for b in budgets[budgets["arm"] == "steps"].itertuples() for o in cfg.optimizers
+            for s in range(args.seeds)]                              # costly small batches first
 
     torch.set_num_threads(1)                                         # the loop gets one core, like one worker
     t0 = time.perf_counter()
-    seq = pd.DataFrame([{**p, **sweeps.train_job(**p)} for p in grid])
+    seq = pd.DataFrame([{**p, **s04_anova.train_job(**p)} for p in grid])
     t_seq = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    par = sweeps.run(sweeps.train_job, grid, backend="joblib", n_jobs=args.n_jobs, threads=1)
+    par = sweeps.run(s04_anova.train_job, grid, backend="joblib", n_jobs=args.n_jobs, threads=1)
     t_par = time.perf_counter() - t0
 
     # loky keeps its workers: a second sweep (the notebook's grid after its lr search) pays no start-up
     t0 = time.perf_counter()
-    warm = sweeps.run(sweeps.train_job, grid, backend="joblib", n_jobs=args.n_jobs, threads=1)
+    warm = sweeps.run(s04_anova.train_job, grid, backend="joblib", n_jobs=args.n_jobs, threads=1)
     t_warm = time.perf_counter() - t0
 
     cols = ["best_acc", "final_acc"]

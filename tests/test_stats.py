@@ -101,3 +101,84 @@ def test_tukey_and_diagnostics_and_worst_level():
     assert d["n"] == len(df) and 0 < d["shapiro_p"] <= 1
     worst = stats.lowest_mean_level(df, "y", "a", "b")
     assert list(worst.columns) == ["a", "worst_b", "worst_mean_y"] and len(worst) == 2
+
+
+def _heteroscedastic(seed=0, n=8):
+    """Two factors, a real b effect, no a effect, cell sds spanning x20 (like accuracies near a ceiling)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, j in itertools.product(range(3), range(3)):
+        sd = 0.01 * (1 + 19 * (i == 2 and j == 2))
+        rows += [{"a": f"a{i}", "b": f"b{j}", "y": 0.9 - 0.02 * j + e} for e in rng.normal(0, sd, n)]
+    return pd.DataFrame(rows)
+
+
+def test_hc3_anova_is_the_hc3_wald_test_by_hand():
+    df = _heteroscedastic()
+    table = stats.anova(df, "y", ("a", "b"), robust="hc3")
+    classical = stats.anova(df, "y", ("a", "b"))
+    assert "sum_sq" not in table.columns
+    np.testing.assert_allclose(table["partial_eta_sq"], classical["partial_eta_sq"])
+    model = stats.ols(df, "y", ("a", "b"))
+    x, e = model.model.exog, np.asarray(model.resid)
+    xtx_inv = np.linalg.inv(x.T @ x)
+    h = np.einsum("ij,jk,ik->i", x, xtx_inv, x)                           # leverages
+    v = xtx_inv @ (x.T * (e / (1 - h)) ** 2) @ x @ xtx_inv                # HC3 covariance
+    cols = [k for k, name in enumerate(model.model.exog_names) if ":" in name]   # the interaction: highest order
+    beta = model.params.to_numpy()[cols]
+    f = beta @ np.linalg.solve(v[np.ix_(cols, cols)], beta) / len(cols)
+    assert table.loc["C(a):C(b)", "F"] == pytest.approx(f, rel=1e-8)
+    assert table.loc["C(a):C(b)", "F"] != pytest.approx(classical.loc["C(a):C(b)", "F"], rel=0.05)
+    with pytest.raises(ValueError, match="hc3"):
+        stats.anova(df, "y", ("a", "b"), robust="hc9")
+
+
+def test_art_alignment_leaves_only_its_own_effect():
+    df = _heteroscedastic(seed=1)
+    aligned = stats.art_align(df, "y", ("a", "b"))
+    for term, y in aligned.items():
+        table = stats.anova(df.assign(y=y), "y", ("a", "b"))
+        others = [t for t in aligned if t != term]
+        assert (table.loc[others, "sum_sq"] < 1e-20).all(), (term, table)   # the ARTool sanity check
+        assert table.loc[term, "sum_sq"] > 1e-6
+
+
+def test_aligned_rank_anova_finds_the_real_effect_and_is_affine_invariant():
+    df = _heteroscedastic(seed=2)
+    art = stats.aligned_rank_anova(df, "y", ("a", "b"))
+    assert list(art.index) == ["C(a)", "C(b)", "C(a):C(b)"]
+    assert art.loc["C(b)", "PR(>F)"] < 1e-6 and art.loc["C(a)", "PR(>F)"] > 0.01
+    assert (art["df_resid"] == len(df) - 9).all()
+    scaled = stats.aligned_rank_anova(df.assign(y=3 * df["y"] - 1), "y", ("a", "b"))
+    np.testing.assert_allclose(scaled["F"], art["F"], rtol=1e-9)
+
+
+def test_residual_diagnostics_report_unequal_cell_variances():
+    df = _heteroscedastic()
+    d = stats.residual_diagnostics(stats.ols(df, "y", ("a", "b")), ("a", "b"))
+    cell_var = df.groupby(["a", "b"])["y"].var()
+    assert d["var_ratio"] == pytest.approx(cell_var.max() / cell_var.min())
+    assert d["bf_p"] < 1e-3 and d["excess_kurtosis"] > 1 and d["note"] == ""
+
+
+def test_variance_ratios_mark_both_directions():
+    rng = np.random.default_rng(1)
+    rows = [{"batch": 1, "optimizer": o, "acc": v} for o, sd in (("sgdm", 0.05), ("lbfgs", 0.002), ("adahessian", 0.5))
+            for v in sd * rng.standard_normal(25)]
+    vr = stats.variance_ratios(pd.DataFrame(rows), "acc", ["sgdm"], ["lbfgs", "adahessian"]).set_index("second")
+    assert vr.loc["lbfgs", "lower"] and not vr.loc["lbfgs", "higher"]
+    assert vr.loc["adahessian", "higher"] and not vr.loc["adahessian", "lower"]
+
+
+def test_lowest_mean_bootstrap():
+    rows = [{"optimizer": o, "batch": b, "acc": m + 0.01 * e}
+            for o, gap in (("clear", 0.2), ("tie", 0.0)) for b, m in ((16, 0.9), (0, 0.9 - gap))
+            for e in np.random.default_rng(0).standard_normal(10)]
+    table, counts = stats.lowest_mean_bootstrap(pd.DataFrame(rows), "acc", 0, n_boot=400, seed=0)
+    p = table.set_index("optimizer")["p_lowest"]
+    assert p["clear"] == 1.0 and 0.2 < p["tie"] < 0.8         # same draws in both batches: a coin flip
+    assert counts.shape == (400,) and set(np.unique(counts)) <= {1, 2}
+    again, _ = stats.lowest_mean_bootstrap(pd.DataFrame(rows), "acc", 0, n_boot=400, seed=0)
+    assert again.equals(table)
+    with pytest.raises(KeyError, match="levels"):
+        stats.lowest_mean_bootstrap(pd.DataFrame(rows), "acc", 7)

@@ -14,8 +14,11 @@ import pytest
 import torch
 
 from nnlens import sweeps, train
+from nnlens.studies.s04_anova import train_job
 
-TINY = dict(dataset="digits", model="mlp", width=8, depth=1, epochs=1, n_train=100, n_test=50, lr=0.1)
+TINY = dict(dataset="digits", model="mlp", width=8, depth=1, epochs=1, eval_every=1, n_train=100, n_val=20,
+            n_test=50, split="test", lr=0.1)   # study 04's training job (nnlens.studies.s04_anova.train_job)
+TIMES = ["seconds", "cpu_seconds"]
 
 
 def poly(x: int, y: float, counter: str = "", sleep: float = 0.0) -> dict:
@@ -55,11 +58,11 @@ def test_backends_give_the_same_table(dask_address, monkeypatch):
         {**TINY, "optimizer": o, "batch_size": 32, "seed": s} for o in ("sgdm", "adahessian") for s in (0, 1)]
     grid_poly, grid_train = grid[:6], grid[6:]
     ref_p = sweeps.run(poly, grid_poly, backend="sequential")
-    ref_t = sweeps.run(sweeps.train_job, grid_train, backend="sequential").drop(columns="seconds")
+    ref_t = sweeps.run(train_job, grid_train, backend="sequential").drop(columns=TIMES)
     assert list(ref_p.columns) == ["x", "y", "z", "w"] and list(ref_p["z"]) == [1.5, 2.5, 4.5, 5.5, 9.5, 10.5]
     for kw in ({"backend": "joblib", "n_jobs": 2}, {"backend": "dask", "address": dask_address}):
         assert sweeps.run(poly, grid_poly, **kw).equals(ref_p)
-        out = sweeps.run(sweeps.train_job, grid_train, **kw).drop(columns="seconds")
+        out = sweeps.run(train_job, grid_train, **kw).drop(columns=TIMES)
         assert out.equals(ref_t), kw
     monkeypatch.setenv(sweeps.SCHEDULER_ENV, dask_address)   # backend="auto" follows the env var
     assert sweeps.run(poly, grid_poly).equals(ref_p)
@@ -116,14 +119,6 @@ def test_bad_backend_and_missing_address(monkeypatch):
         sweeps.run(poly, [{"x": 1, "y": 1}], backend="ray")
     with pytest.raises(ValueError, match=sweeps.SCHEDULER_ENV):
         sweeps.run(poly, [{"x": 1, "y": 1}], backend="dask")
-
-
-def test_lr_search_picks_one_lr_per_optimizer():
-    base = {k: v for k, v in TINY.items() if k != "lr"}
-    table, chosen = sweeps.lr_search(base, {"sgdm": (0.01, 0.3), "adam": (0.01,)}, batch_size=32,
-                                     backend="sequential")
-    assert set(chosen) == {"sgdm", "adam"} and chosen["adam"] == 0.01
-    assert table["chosen"].sum() == 2 and len(table) == 3
 
 
 @pytest.mark.parametrize("name", ["adahessian", "sophiah"])

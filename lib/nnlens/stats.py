@@ -5,15 +5,27 @@ generalization performance for second order optimizers"): peak accuracy of
 repeated trainings as the response of an OLS model ``acc ~ C(optimizer) * C(batch)``.
 
 - ``anova``: statsmodels' Type II ``anova_lm`` table plus partial eta squared
-  (SS_effect / (SS_effect + SS_residual)), which statsmodels does not report.
-- ``residual_diagnostics``: Shapiro-Wilk on the OLS residuals (scipy); the QQ
-  plot is ``statsmodels.graphics.gofplots.qqplot`` on ``ols(...).resid``.
+  (SS_effect / (SS_effect + SS_residual)), which statsmodels does not report;
+  ``robust="hc3"`` gives F tests with a heteroscedasticity-consistent covariance
+  (``anova_lm(..., robust="hc3")``, MacKinnon & White 1985).
+- ``aligned_rank_anova``: the aligned rank transform (ART) ANOVA of Wobbrock et
+  al. (CHI 2011) for two crossed factors, a nonparametric factorial test of main
+  effects and the interaction. Written here because no maintained Python package
+  has it (ARTool is R); it reuses ``anova`` on the ranks.
+- ``residual_diagnostics``: Shapiro-Wilk, skewness and excess kurtosis of the OLS
+  residuals (scipy), and across cells the spread of residual variances and a
+  Brown-Forsythe test of equal variance; the QQ plot is
+  ``statsmodels.graphics.gofplots.qqplot`` on ``ols(...).resid``.
 - ``tukey``: Tukey HSD (statsmodels ``pairwise_tukeyhsd``) as a DataFrame.
 - ``brown_forsythe``: the median-centred Levene test (scipy), with the
   degenerate cases (a group of one, every group constant) reported in words.
 - ``variance_ratios``: var(second order) / var(first order) per batch size and
   pair, each tested with a two-group Brown-Forsythe test, Holm-corrected
-  across all pairs and batch sizes (statsmodels ``multipletests``).
+  across all pairs and batch sizes (statsmodels ``multipletests``); both
+  directions are marked (``lower``, ``higher``).
+- ``lowest_mean_level`` and ``lowest_mean_bootstrap``: the level of ``by`` with
+  the lowest mean response per group, and how often that holds when the
+  observations of every cell are resampled (a seeded bootstrap).
 """
 from __future__ import annotations
 
@@ -54,31 +66,102 @@ def ols(df: pd.DataFrame, response: str, factors=("optimizer", "batch")):
     return smf.ols(formula(response, factors), data=df).fit()
 
 
-def anova(df: pd.DataFrame, response: str, factors=("optimizer", "batch"), typ: int = 2) -> pd.DataFrame:
+def anova(df: pd.DataFrame, response: str, factors=("optimizer", "batch"), typ: int = 2,
+          robust: str | None = None) -> pd.DataFrame:
     """Type ``typ`` ANOVA table: rows per term and ``Residual``; columns sum_sq, df, F, PR(>F), partial_eta_sq.
 
-    Raises ``DegenerateDataError`` when the residual sum of squares is zero (every
-    cell constant): F is then undefined and the table would be all NaN/inf.
+    robust: None for the classical F tests, or "hc0".."hc3" for F tests with that
+    heteroscedasticity-consistent covariance (statsmodels ``anova_lm(robust=...)``); the
+    table then has no sum_sq column (statsmodels backs a pseudo one out of F) and its
+    partial_eta_sq is the classical effect size. Raises ``DegenerateDataError`` when the
+    residual sum of squares is zero (every cell constant): F is then undefined.
     """
+    if robust not in (None, "hc0", "hc1", "hc2", "hc3"):
+        raise ValueError(f"unknown robust covariance {robust!r}; valid: None, 'hc0', 'hc1', 'hc2', 'hc3'")
     model = ols(df, response, factors)
     ss_res = float(model.ssr)
     if ss_res <= 1e-12 * max(1.0, float(((df[response] - df[response].mean()) ** 2).sum())):
         raise DegenerateDataError(f"the residual sum of squares of {response} is zero: every "
                                   f"{' x '.join(factors)} cell is constant, so F tests are undefined")
     table = anova_lm(model, typ=typ)
-    eta = table["sum_sq"] / (table["sum_sq"] + ss_res)
-    table["partial_eta_sq"] = eta.where(table.index != "Residual")
+    eta = (table["sum_sq"] / (table["sum_sq"] + ss_res)).where(table.index != "Residual")
+    if robust is not None:
+        table = anova_lm(model, typ=typ, robust=robust).drop(columns="sum_sq")
+    table["partial_eta_sq"] = eta
     return table
 
 
-def residual_diagnostics(model) -> dict:
-    """Shapiro-Wilk test of the residuals' normality: {n, shapiro_W, shapiro_p, note}."""
+def art_align(df: pd.DataFrame, response: str, factors=("optimizer", "batch")) -> dict[str, pd.Series]:
+    """The aligned responses of the ART for two crossed factors a, b: term -> (N,) Series.
+
+    Each is the cell residual y - mean_ab plus that one effect's estimate from the cell
+    means (a_i = mean_a - grand, b_j likewise, ab_ij = mean_ab - mean_a - mean_b + grand),
+    so an ANOVA of it has (near) zero sums of squares for the other effects.
+    """
+    if len(factors) != 2:
+        raise ValueError(f"the aligned rank transform takes exactly two factors, got {list(factors)}")
+    a, b = factors
+    _check(df, [response, a, b])
+    frame = df[[response, a, b]]
+    cell = frame.groupby([a, b])[response].transform("mean")
+    means = frame.groupby([a, b])[response].mean()                        # cell means
+    grand = means.mean()
+    effect_a = frame[a].map(means.groupby(level=0).mean()) - grand
+    effect_b = frame[b].map(means.groupby(level=1).mean()) - grand
+    resid = frame[response] - cell
+    return {f"C({a})": resid + effect_a, f"C({b})": resid + effect_b,
+            f"C({a}):C({b})": resid + cell - grand - effect_a - effect_b}
+
+
+def aligned_rank_anova(df: pd.DataFrame, response: str, factors=("optimizer", "batch")) -> pd.DataFrame:
+    """Aligned rank transform ANOVA (Wobbrock et al. 2011) of two crossed factors.
+
+    For each effect the aligned response (``art_align``) is ranked (ties averaged) and a
+    full-factorial ANOVA of the ranks is fitted; only the aligned effect's F is read from it.
+    Returns one row per term (``C(a)``, ``C(b)``, ``C(a):C(b)``): df, df_resid, F, PR(>F).
+    """
+    rows = []
+    for term, aligned in art_align(df, response, factors).items():
+        ranks = scipy.stats.rankdata(aligned.to_numpy(float))              # average ranks for ties
+        table = anova(df[list(factors)].assign(aligned_rank=ranks), "aligned_rank", factors)
+        rows.append({"term": term, "df": table.loc[term, "df"], "df_resid": table.loc["Residual", "df"],
+                     "F": table.loc[term, "F"], "PR(>F)": table.loc[term, "PR(>F)"]})
+    return pd.DataFrame(rows).set_index("term")
+
+
+def residual_diagnostics(model, factors=None) -> dict:
+    """Checks of the OLS assumptions on ``model``'s residuals.
+
+    Always: n, Shapiro-Wilk W and p (normality), skewness and excess kurtosis. With
+    ``factors`` (the model's factor columns): the ratio of the largest to the smallest
+    within-cell residual variance (``var_ratio``, inf when a cell is constant) and a
+    Brown-Forsythe test of equal residual variance across cells (``bf_stat``, ``bf_p``).
+    ``note`` says what could not be computed.
+    """
     resid = np.asarray(model.resid, dtype=float)
+    out = {"n": len(resid), "shapiro_W": math.nan, "shapiro_p": math.nan, "skew": math.nan,
+           "excess_kurtosis": math.nan, "note": ""}
     if len(resid) < 3 or np.ptp(resid) == 0:
-        return {"n": len(resid), "shapiro_W": math.nan, "shapiro_p": math.nan,
-                "note": "Shapiro-Wilk needs >= 3 residuals that are not all equal"}
-    w, p = scipy.stats.shapiro(resid)
-    return {"n": len(resid), "shapiro_W": float(w), "shapiro_p": float(p), "note": ""}
+        out["note"] = "Shapiro-Wilk needs >= 3 residuals that are not all equal"
+    else:
+        w, p = scipy.stats.shapiro(resid)
+        out.update(shapiro_W=float(w), shapiro_p=float(p), skew=float(scipy.stats.skew(resid)),
+                   excess_kurtosis=float(scipy.stats.kurtosis(resid)))
+    if factors:
+        frame = model.model.data.frame.assign(resid=resid)
+        var = frame.groupby(list(factors))["resid"].var(ddof=1)
+        out["var_ratio"] = float(var.max() / var.min()) if var.min() > 0 else math.inf
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                cells = frame[list(factors)].astype(str).agg(" x ".join, axis=1)
+                out["bf_stat"], out["bf_p"] = brown_forsythe(frame.assign(cell=cells), "resid", "cell")
+            except DegenerateDataError as e:
+                out["bf_stat"], out["bf_p"] = math.nan, math.nan
+                out["note"] = "; ".join(filter(None, [out["note"], str(e)]))
+        if caught:
+            out["note"] = "; ".join(filter(None, [out["note"], str(caught[0].message).split(";")[0]]))
+    return out
 
 
 def tukey(df: pd.DataFrame, response: str, group: str, alpha: float = 0.05) -> pd.DataFrame:
@@ -135,7 +218,8 @@ def variance_ratios(df: pd.DataFrame, response: str, first: list, second: list, 
 
     Each pair is tested with a two-group Brown-Forsythe test; p-values are
     Holm-corrected over every row. ``lower`` marks a second-order optimizer with
-    significantly lower variance (ratio < 1 and Holm p < alpha). A pair where
+    significantly lower variance (ratio < 1 and Holm p < alpha), ``higher`` one with
+    significantly higher variance (ratio > 1 and Holm p < alpha). A pair where
     both variances are zero gets ratio nan, p = 1 and a note.
     """
     _check(df, [response, group, by])
@@ -164,6 +248,7 @@ def variance_ratios(df: pd.DataFrame, response: str, first: list, second: list, 
         raise DegenerateDataError("no (first, second) pair with >= 2 observations each in any group")
     out["p_holm"] = multipletests(out["p"].to_numpy(float), alpha=alpha, method="holm")[1]
     out["lower"] = (out["ratio"] < 1) & (out["p_holm"] < alpha)
+    out["higher"] = (out["ratio"] > 1) & (out["p_holm"] < alpha)
     return out
 
 
@@ -172,3 +257,29 @@ def lowest_mean_level(df: pd.DataFrame, response: str, group: str = "optimizer",
     means = df.groupby([group, by])[response].mean().reset_index()
     idx = means.groupby(group)[response].idxmin()
     return means.loc[idx].rename(columns={by: f"worst_{by}", response: f"worst_mean_{response}"}).reset_index(drop=True)
+
+
+def lowest_mean_bootstrap(df: pd.DataFrame, response: str, level, group: str = "optimizer", by: str = "batch",
+                          n_boot: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """How often ``level`` of ``by`` has the lowest mean response within each ``group``, under resampling.
+
+    Every (group, by) cell's observations are resampled with replacement ``n_boot`` times
+    (numpy generator seeded with ``seed``). Returns (one row per group: ``p_lowest``, the
+    share of resamples in which ``level`` has the lowest mean; (n_boot,) counts of groups
+    in which it is lowest, one per resample).
+    """
+    _check(df, [response, group, by])
+    if level not in set(df[by]):
+        raise KeyError(f"level {level!r} not in column {by!r}; levels: {sorted(set(df[by]))}")
+    rng = np.random.default_rng(seed)
+    rows, lowest = [], []
+    for g, part in df.groupby(group, sort=True):
+        levels = sorted(part[by].unique())
+        means = np.empty((n_boot, len(levels)))                            # (B, L) resampled cell means
+        for j, lv in enumerate(levels):
+            v = part.loc[part[by] == lv, response].to_numpy(float)
+            means[:, j] = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(1)
+        is_low = np.asarray(levels)[means.argmin(1)] == level              # (B,)
+        lowest.append(is_low)
+        rows.append({group: g, "p_lowest": float(is_low.mean())})
+    return pd.DataFrame(rows), np.sum(lowest, axis=0)

@@ -17,12 +17,11 @@ JSON file named by a hash of (function name, params), atomically (``nnlens._io``
 and by this process as soon as the result arrives, so a sweep killed part-way
 reruns only the jobs that did not finish. Results must be JSON-serializable.
 
-The second half is the training job of study 04 (``train_job``) and the small
-learning-rate search that fixes one lr per optimizer (``lr_search``).
+A study's jobs live with the study (study 04's ``train_job`` in
+``nnlens.studies.s04_anova``); this module knows nothing about training.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
@@ -144,58 +143,3 @@ def run(fn: Callable, grid: Iterable[dict], *, backend: str = "auto", store: str
     rows = [{**p, **r} for p, r in zip(grid, results)]
     return pd.DataFrame(rows)
 
-
-# --------------------------------------------------------------------------- study 04's job
-@functools.lru_cache(maxsize=4)
-def _dataset(name: str, n_train: int, n_test: int):
-    from . import data
-
-    return data.load(name, n_train, n_test, seed=0)   # one fixed split: seeds vary init and batch order only
-
-
-def train_job(*, dataset: str, model: str, width: int, depth: int, optimizer: str, lr: float,
-              batch_size: int, epochs: int, seed: int, schedule: str = "constant",
-              n_train: int = 0, n_test: int = 0) -> dict:
-    """Train one model and summarize its test-accuracy curve.
-
-    The seed sets the initialization and the minibatch order (``train.fit``).
-    Returns best and final test accuracy, the epoch of the best, whether the
-    final training loss is finite, the effective batch size and the seconds taken.
-    """
-    import math
-    import warnings
-
-    from . import models, train
-
-    ds = _dataset(dataset, n_train, n_test)
-    kwargs = {"width": width, "depth": depth} if model == "mlp" else {"width": width}
-    spec = models.spec_for(model, ds, **kwargs)
-    cfg = train.TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
-                            schedule=schedule)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # create_graph=True reference-cycle warning of Hessian optimizers
-        h = train.fit(spec, ds, cfg, cache=False, progress=False, device="cpu").history
-    acc = h["test_acc"].fillna(0.0)
-    n = len(ds.x_train)
-    return {"best_acc": float(acc.max()), "final_acc": float(acc.iloc[-1]), "best_epoch": int(acc.idxmax()) + 1,
-            "finite": bool(math.isfinite(h["train_loss"].iloc[-1])),
-            "batch": train.effective_batch(n, batch_size),
-            "seconds": float(h["seconds"].iloc[-1])}
-
-
-def lr_search(base: dict, lr_grid: dict[str, tuple], *, batch_size: int, seed: int = 0, **run_kwargs):
-    """One lr per optimizer: the one with the best peak test accuracy at one batch size and one seed.
-
-    base: the ``train_job`` params shared by every run (dataset, model, epochs, ...).
-    lr_grid: optimizer -> candidate learning rates. Returns (table of every
-    candidate with ``chosen`` marked, {optimizer: lr}). Ties go to the smaller lr.
-    """
-    grid = [{**base, "optimizer": o, "lr": float(lr), "batch_size": batch_size, "seed": seed}
-            for o, lrs in lr_grid.items() for lr in lrs]
-    df = run(train_job, grid, **run_kwargs)
-    df = df[["optimizer", "lr", "batch_size", "seed", "best_acc", "final_acc", "finite"]].copy()
-    best = df.sort_values(["optimizer", "best_acc", "lr"], ascending=[True, False, True]).groupby(
-        "optimizer", sort=False).head(1)
-    df["chosen"] = df.index.isin(best.index)
-    chosen = {o: float(best.loc[best["optimizer"] == o, "lr"].iloc[0]) for o in lr_grid}
-    return df.reset_index(drop=True), chosen

@@ -12,10 +12,10 @@ every epoch, which is how study 03 takes its weight snapshots. Training stops at
 the first epoch whose training loss is not finite (``FitResult.diverged``).
 The caller's global RNG is left as it was (``utils.seeded``).
 
-Optimizers (``OPTIMIZERS``): first order ``sgd``, ``sgdm``, ``adam``, ``adamw``;
-second order ``lbfgs`` (torch, with a closure), and from ``pytorch-optimizer``
-``adahessian`` and ``sophiah`` (Hutchinson Hessian diagonals: the backward pass
-keeps its graph), ``shampoo`` and ``soap`` (Kronecker-factored preconditioners).
+Optimizers (``OPTIMIZERS``): first order ``sgd``, ``sgdm``, ``adam``; second order
+``lbfgs`` (torch, with a closure), and from ``pytorch-optimizer`` ``adahessian`` and
+``sophiah`` (Hutchinson Hessian diagonals: the backward pass keeps its graph). A new
+optimizer is one more entry there (and a profile that uses it).
 
 pytorch-optimizer 3.8.2 draws its Rademacher probe vectors as
 ``randint_like(p, 0, 1) * 2 - 1``, which is always -1 (the upper bound is
@@ -91,16 +91,12 @@ def _hutchinson_class(cls):
 
 
 def _po(name):
-    """A maker for optimizer ``name`` of pytorch-optimizer, with the workbook's lr and weight decay."""
+    """A maker for Hutchinson optimizer ``name`` of pytorch-optimizer (AdaHessian, SophiaH), with the
+    workbook's lr and weight decay and a correct Rademacher probe."""
     def make(params, cfg):
         import pytorch_optimizer as po
 
-        cls = getattr(po, name)
-        if name in ("AdaHessian", "SophiaH"):
-            return _hutchinson_class(cls)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        if name == "Shampoo":
-            return cls(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return _hutchinson_class(getattr(po, name))(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return make
 
 
@@ -109,13 +105,10 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
     "sgdm": OptimizerInfo(lambda p, c: torch.optim.SGD(p, lr=c.lr, momentum=c.momentum,
                                                        weight_decay=c.weight_decay), 1),
     "adam": OptimizerInfo(lambda p, c: torch.optim.Adam(p, lr=c.lr, weight_decay=c.weight_decay), 1),
-    "adamw": OptimizerInfo(lambda p, c: torch.optim.AdamW(p, lr=c.lr, weight_decay=c.weight_decay), 1),
     "lbfgs": OptimizerInfo(lambda p, c: torch.optim.LBFGS(p, lr=c.lr, max_iter=5, history_size=10,
                                                           line_search_fn="strong_wolfe"), 2, closure=True),
     "adahessian": OptimizerInfo(_po("AdaHessian"), 2, create_graph=True),
     "sophiah": OptimizerInfo(_po("SophiaH"), 2, create_graph=True),
-    "shampoo": OptimizerInfo(_po("Shampoo"), 2),
-    "soap": OptimizerInfo(_po("SOAP"), 2),
 }
 
 

@@ -1,0 +1,410 @@
+"""Study 04: optimizer variance by ANOVA (arXiv 2307.11684).
+
+"Minibatching offers improved generalization performance for second order
+optimizers": the same model trained many times, peak test accuracy as the
+response of a two-factor ANOVA with interaction (optimizer x batch size).
+
+Design (``profiles.Study04``). One budget, ``epochs``, in two arms:
+
+- ``steps`` (primary): every batch size gets the same number of updates, the
+  updates ``epochs`` epochs give the smallest batch (3 x 64 = 192 at default), and
+  test accuracy is read at the same update counts (every 64 updates). Step-matched
+  rather than trained to convergence with early stopping: the audit's confound is
+  the number of updates, which this removes exactly, at a cost known in advance;
+  full-batch gradient descent converges slowly, so a run to convergence would make
+  the cost of a full-batch cell open-ended and depend on a noisy stopping rule.
+- ``epochs`` (second, labelled): every batch size trains ``epochs`` epochs, as the
+  paper and the earlier version of this study did; full batch then gets the fewest
+  updates (3, against 192 at batch 16).
+
+The smallest batch's cells are the same trainings in both arms (one run each).
+Learning rates are tuned per (arm, optimizer, batch size) on a validation split
+carved from the training set (``n_val`` images, stratified), with ``tune_seeds``
+seeds that are not the grid's seeds, by the same response (peak accuracy at the
+arm's evaluation points) measured on validation. The test set is never used to
+choose anything.
+
+The notebook calls, in order: ``tune_lr(cfg)``, ``run_grid(cfg, chosen)``,
+``cells(df)``, ``analyze(df, cfg)``, ``tables(results)``, ``claims(results, cfg)``;
+the figures are in ``s04_figures``. Trainings go through ``sweeps.run`` (local processes or a Dask
+cluster; finished jobs resume from a store keyed by this module's job function).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import time
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from .. import paths, profiles, reports, stats, sweeps
+
+# Thresholds, fixed before any run.
+ALPHA = 0.05                 # significance level of every test (the paper's)
+FULL_BATCH_MAJORITY = 0.5    # 04.2 "largely the worst": full batch worst for more than half of the optimizers
+MIN_LOWER_PAIRS = 1          # 04.3 "at specific batch sizes": at least one significantly lower pair, and more
+                             # lower than higher ones (a one-sided count passes on noise in either direction)
+N_BOOT = 1000                # bootstrap resamples of the seeds behind 04.2's support
+TUNE_SEED0 = 1000            # tuning seeds are 1000, 1001, ...: disjoint from the grid's 0..seeds-1, so no
+                             # response is measured on a run that chose its own learning rate
+
+ARMS = ("steps", "epochs")
+ARM_LABELS = {"steps": "step-matched (primary)", "epochs": "fixed epochs (second arm)"}
+RESPONSE = "best_acc"
+
+
+# --------------------------------------------------------------------------- data and the training job
+@functools.lru_cache(maxsize=4)
+def splits(dataset: str, n_train: int, n_val: int, n_test: int):
+    """(fit, tune): two ``data.Dataset`` views of one fixed split.
+
+    ``fit`` trains on the training part and tests on the test set; ``tune`` trains on the
+    same training part and "tests" on the validation part: ``n_val`` images carved out
+    of the training split, stratified by class, with a fixed seed.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from .. import data
+
+    ds = data.load(dataset, n_train, n_test, seed=0)     # one fixed split: seeds vary init and batch order only
+    y = ds.y_train.numpy()
+    if not 0 < n_val <= len(y) // 2:
+        raise ValueError(f"n_val must be between 1 and half the {len(y)} training images, got {n_val}")
+    tr, va = train_test_split(np.arange(len(y)), test_size=n_val, stratify=y, random_state=0)
+    fit = replace(ds, x_train=ds.x_train[tr], y_train=ds.y_train[tr])
+    tune = replace(fit, x_test=ds.x_train[va], y_test=ds.y_train[va])
+    return fit, tune
+
+
+def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str, model: str, width: int,
+              depth: int, optimizer: str, lr: float, batch_size: int, epochs: int, eval_every: int, seed: int,
+              schedule: str = "constant") -> dict:
+    """Train one model and summarize its accuracy curve on ``split`` ("test" or "val").
+
+    The seed sets the initialization and the minibatch order (``train.fit``). Accuracy is
+    read after every ``eval_every``-th epoch (``curve``); ``best_acc`` is its maximum (0 for
+    points after a divergence), ``best_update`` the number of updates there, ``final_acc``
+    its last point. Also: total ``updates``, ``finite`` final training loss, effective
+    ``batch``, the wall ``seconds`` of training and its ``cpu_seconds`` (the cost of the job).
+    """
+    from .. import models, train
+
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    if epochs % eval_every:
+        raise ValueError(f"epochs ({epochs}) must be a multiple of eval_every ({eval_every})")
+    fit, tune = splits(dataset, n_train, n_val, n_test)
+    ds = fit if split == "test" else tune
+    kwargs = {"width": width, "depth": depth} if model == "mlp" else {"width": width}
+    spec = models.spec_for(model, ds, **kwargs)
+    cfg = train.TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
+                            schedule=schedule)
+    cpu0 = time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # create_graph=True reference-cycle warning of Hessian optimizers
+        h = train.fit(spec, ds, cfg, cache=False, progress=False, device="cpu").history
+    cpu = time.process_time() - cpu0                          # this process's CPU: the job's cost on any machine load
+    acc = dict(zip(h["epoch"], h["test_acc"].fillna(0.0)))
+    marks = range(eval_every, epochs + 1, eval_every)
+    curve = [float(acc.get(e, 0.0)) for e in marks]           # a diverged run stops early: 0 afterwards
+    n = len(ds.x_train)
+    bs = train.effective_batch(n, batch_size)
+    steps = -(-n // bs)
+    k = int(np.argmax(curve))
+    return {"best_acc": max(curve), "final_acc": curve[-1], "best_update": (k + 1) * eval_every * steps,
+            "updates": epochs * steps, "finite": bool(math.isfinite(h["train_loss"].iloc[-1])) and len(h) == epochs,
+            "batch": bs, "curve": curve, "seconds": float(h["seconds"].iloc[-1]), "cpu_seconds": cpu}
+
+
+# --------------------------------------------------------------------------- design
+def _check(cfg) -> None:
+    if not isinstance(cfg, profiles.Study04):
+        raise TypeError(f"cfg must be profiles.Study04 (profiles.load('04', profile)), got {type(cfg).__name__}")
+
+
+def orders(cfg) -> tuple[list[str], list[str]]:
+    """(first-order, second-order) optimizers of ``cfg.optimizers``, by ``train.OPTIMIZERS``."""
+    from .. import train
+
+    _check(cfg)
+    return ([o for o in cfg.optimizers if train.OPTIMIZERS[o].order == 1],
+            [o for o in cfg.optimizers if train.OPTIMIZERS[o].order == 2])
+
+
+def budgets(cfg) -> pd.DataFrame:
+    """One row per (arm, batch size): effective batch, epochs, eval_every (epochs between readings), updates.
+
+    ``steps``: ``k = round(steps_per_epoch(smallest) / steps_per_epoch(b))`` epochs per reading,
+    ``epochs * k`` epochs, so every batch size gets ``epochs * steps_per_epoch(smallest)``
+    updates (exactly when the batch sizes divide n, as at default). ``epochs``: ``epochs``
+    epochs and a reading after each.
+    """
+    from .. import train
+
+    _check(cfg)
+    n = len(splits(cfg.dataset, cfg.n_train, cfg.n_val, cfg.n_test)[0].x_train)
+    eff = {b: train.effective_batch(n, b) for b in cfg.batch_sizes}
+    steps = {b: -(-n // eff[b]) for b in cfg.batch_sizes}
+    s_min = steps[min(cfg.batch_sizes, key=lambda b: eff[b])]
+    rows = []
+    for arm in ARMS:
+        for b in cfg.batch_sizes:
+            k = max(1, round(s_min / steps[b])) if arm == "steps" else 1
+            rows.append({"arm": arm, "batch_size": b, "batch": eff[b], "epochs": cfg.epochs * k, "eval_every": k,
+                         "updates": cfg.epochs * k * steps[b]})
+    return pd.DataFrame(rows)
+
+
+def job_params(cfg, budget, optimizer: str, lr: float, seed: int, split: str) -> dict:
+    """The ``train_job`` keyword arguments of one training: ``budget`` is a row of ``budgets(cfg)``."""
+    return dict(dataset=cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, split=split,
+                model=cfg.model, width=cfg.width, depth=cfg.depth, optimizer=optimizer, lr=float(lr),
+                batch_size=int(budget.batch_size), epochs=int(budget.epochs), eval_every=int(budget.eval_every),
+                seed=int(seed), schedule=cfg.schedule)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """torch on one thread in this process for the block (then restored)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(cfg, jobs: list[dict], store, address: str) -> pd.DataFrame:
+    """Run the distinct jobs once (both arms share the smallest batch's) and return one row per job.
+
+    ``sweeps.run`` gives each worker process one thread but leaves an in-process run
+    (``n_jobs=1``) on torch's default; these models are so small that a second thread only
+    spins (15x the CPU per training measured on 2 busy cores), so in-process runs get one too.
+    """
+    unique = list({sweeps.job_key(train_job, j): j for j in jobs}.values())
+    with _one_thread():
+        df = sweeps.run(train_job, unique, store=store, address=address, n_jobs=cfg.n_jobs, threads=1)
+    by_key = {sweeps.job_key(train_job, j): r for j, r in zip(unique, df.to_dict("records"))}
+    return pd.DataFrame([by_key[sweeps.job_key(train_job, j)] for j in jobs])
+
+
+def default_store():
+    """Where finished sweep jobs are kept (resumable; keys include the job's module and name)."""
+    return paths.cache_dir() / "sweeps" / "04"
+
+
+# --------------------------------------------------------------------------- drivers
+def tune_lr(cfg, *, store=None, address: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (arm, optimizer, batch size): the lr with the best mean validation response.
+
+    For each cell, a walk on the optimizer's ladder in ``cfg.lr_grid``: start with its middle
+    three candidates; while the best (mean over ``tune_seeds`` seeds of peak validation
+    accuracy, ties to the smaller lr) is at the edge of what was tried and the ladder goes
+    on, try the next one out. All cells advance together, each round one parallel sweep.
+    Returns (every candidate tried: arm, optimizer, batch_size, batch, lr, val_mean, val_sd,
+    chosen, cpu_s (CPU seconds of its trainings; the smallest batch's appear in both arms, counted
+    in each); the chosen lr per cell with ``at_edge`` when it is the ladder's end).
+    """
+    _check(cfg)
+    store = (default_store() if store is None else store) / "tune"
+    ladders = dict(cfg.lr_grid)
+    missing = [o for o in cfg.optimizers if o not in ladders]
+    if missing:
+        raise ValueError(f"cfg.lr_grid has no candidates for {missing}; add a ladder of learning rates for each")
+    unsorted = [o for o in cfg.optimizers if list(ladders[o]) != sorted(set(ladders[o]))]
+    if unsorted:
+        raise ValueError(f"cfg.lr_grid ladders must be increasing without repeats; fix those of {unsorted}")
+    seeds = [TUNE_SEED0 + i for i in range(cfg.tune_seeds)]
+    cells = [(b, o) for b in budgets(cfg).itertuples() for o in cfg.optimizers]
+    tried = {}
+    for b, o in cells:
+        mid = len(ladders[o]) // 2
+        tried[(b.arm, b.batch_size, o)] = set(range(max(0, mid - 1), min(len(ladders[o]), mid + 2)))
+    done: dict = {}
+    scores: dict = {}
+    costs: dict = {}
+    while True:
+        todo = [(b, o, i) for b, o in cells for i in sorted(tried[(b.arm, b.batch_size, o)])
+                if (b.arm, b.batch_size, o, i) not in scores]
+        if not todo:
+            break
+        jobs = [job_params(cfg, b, o, ladders[o][i], s, "val") for b, o, i in todo for s in seeds]
+        out = _run(cfg, jobs, store, address)
+        acc = out[RESPONSE].to_numpy().reshape(len(todo), len(seeds))
+        cpu = out["cpu_seconds"].to_numpy().reshape(len(todo), len(seeds)).sum(1)
+        for (b, o, i), a, c in zip(todo, acc, cpu):
+            scores[(b.arm, b.batch_size, o, i)] = a
+            costs[(b.arm, b.batch_size, o, i)] = c
+        for b, o in cells:
+            key = (b.arm, b.batch_size, o)
+            idx = sorted(tried[key])
+            best = max(idx, key=lambda i: (scores[(*key, i)].mean(), -i))
+            if best == idx[0] and best > 0:
+                tried[key].add(best - 1)
+            elif best == idx[-1] and best < len(ladders[o]) - 1:
+                tried[key].add(best + 1)
+            else:
+                done[key] = best
+    budget = budgets(cfg).set_index(["arm", "batch_size"])
+    rows = []
+    for (arm, bs, o, i), acc in scores.items():
+        rows.append({"arm": arm, "optimizer": o, "batch_size": bs, "batch": int(budget.loc[(arm, bs), "batch"]),
+                     "updates": int(budget.loc[(arm, bs), "updates"]), "lr": ladders[o][i],
+                     "val_mean": float(acc.mean()),
+                     "val_sd": float(acc.std(ddof=1)) if len(acc) > 1 else math.nan,
+                     "chosen": done[(arm, bs, o)] == i, "cpu_s": float(costs[(arm, bs, o, i)])})
+    table = pd.DataFrame(rows)
+    table["arm"] = pd.Categorical(table["arm"], ARMS)
+    table["optimizer"] = pd.Categorical(table["optimizer"], list(cfg.optimizers))
+    table = table.sort_values(["arm", "optimizer", "batch", "lr"]).reset_index(drop=True)
+    chosen = table[table["chosen"]].drop(columns=["chosen", "cpu_s", "updates"]).reset_index(drop=True)
+    chosen["at_edge"] = [lr in (ladders[o][0], ladders[o][-1]) and len(ladders[o]) > 1
+                         for o, lr in zip(chosen["optimizer"], chosen["lr"])]
+    for t in (table, chosen):
+        t["arm"], t["optimizer"] = t["arm"].astype(str), t["optimizer"].astype(str)
+    return table, chosen
+
+
+def run_grid(cfg, chosen: pd.DataFrame, *, store=None, address: str = "") -> pd.DataFrame:
+    """Every (arm, batch size, optimizer, seed) training with the cell's tuned lr, scored on test.
+
+    One row each: arm, the job's params, then ``train_job``'s results.
+    """
+    _check(cfg)
+    store = (default_store() if store is None else store) / "grid"
+    lr = chosen.set_index(["arm", "optimizer", "batch_size"])["lr"]
+    plan = [(b, o, s) for b in budgets(cfg).itertuples() for o in cfg.optimizers for s in range(cfg.seeds)]
+    jobs = [job_params(cfg, b, o, lr[(b.arm, o, b.batch_size)], s, "test") for b, o, s in plan]
+    df = _run(cfg, jobs, store, address)
+    df.insert(0, "arm", [b.arm for b, _, _ in plan])
+    order = {a: i for i, a in enumerate(ARMS)}
+    return df.sort_values(["arm", "batch", "optimizer", "seed"], key=lambda c: c.map(order) if c.name == "arm" else c,
+                          kind="stable").reset_index(drop=True)
+
+
+def cells(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (arm, optimizer, batch) cell: lr, updates, n, mean/sd/var of peak accuracy, mean final accuracy,
+    diverged runs and the mean CPU seconds of one training (its cost)."""
+    return (df.groupby(["arm", "optimizer", "batch"], sort=False)
+            .agg(lr=("lr", "first"), updates=("updates", "first"), n=(RESPONSE, "size"),
+                 mean_best=(RESPONSE, "mean"), sd_best=(RESPONSE, "std"), var_best=(RESPONSE, "var"),
+                 mean_final=("final_acc", "mean"), diverged=("finite", lambda f: int((~f.astype(bool)).sum())),
+                 cpu_s=("cpu_seconds", "mean"))
+            .reset_index())
+
+
+def cpu_seconds(df: pd.DataFrame, column: str = "cpu_seconds") -> float:
+    """CPU seconds of the distinct trainings (or candidates) in ``df``: a row both arms share counts once."""
+    keys = [c for c in ("optimizer", "batch", "updates", "lr", "seed") if c in df.columns]
+    return float(df.drop_duplicates(keys)[column].sum())
+
+
+def analyze(df: pd.DataFrame, cfg) -> dict:
+    """The statistics of each arm of the grid ``df``: {arm: dict of the model and tables}.
+
+    Per arm: ``model`` (OLS of ``best_acc ~ C(optimizer) * C(batch)``), ``anova`` (Type II,
+    partial eta²), ``anova_hc3`` (the same F tests with HC3 covariance), ``art`` (aligned
+    rank transform ANOVA), ``diagnostics`` (residual normality, cell-variance spread),
+    ``tukey`` (between batch sizes), ``brown_forsythe`` (equal variance across optimizers,
+    per batch size), ``variance_ratios`` (every first/second-order pair per batch size,
+    Holm-corrected, both directions), ``worst`` (each optimizer's batch size with the lowest
+    mean and the bootstrap share of resamples in which full batch is lowest),
+    ``p_majority`` (bootstrap share in which a majority is lowest at full batch), ``full_batch``.
+    """
+    first, second = orders(cfg)
+    factors = ("optimizer", "batch")
+    out = {}
+    for arm in ARMS:
+        part = df[df["arm"] == arm]
+        model = stats.ols(part, RESPONSE, factors)
+        full = int(part["batch"].max())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            vr = stats.variance_ratios(part, RESPONSE, first, second, alpha=ALPHA)
+        boot, counts = stats.lowest_mean_bootstrap(part, RESPONSE, full, n_boot=N_BOOT, seed=0)
+        worst = stats.lowest_mean_level(part, RESPONSE).merge(boot.rename(columns={"p_lowest": "p_full_lowest"}))
+        out[arm] = {
+            "model": model,
+            "anova": stats.anova(part, RESPONSE, factors),
+            "anova_hc3": stats.anova(part, RESPONSE, factors, robust="hc3"),
+            "art": stats.aligned_rank_anova(part, RESPONSE, factors),
+            "diagnostics": stats.residual_diagnostics(model, factors),
+            "tukey": stats.tukey(part, RESPONSE, "batch", alpha=ALPHA),
+            "brown_forsythe": stats.brown_forsythe_by(part, RESPONSE, "optimizer", "batch"),
+            "variance_ratios": vr,
+            "worst": worst,
+            "p_majority": float(np.mean(counts > FULL_BATCH_MAJORITY * len(worst))),
+            "full_batch": full,
+        }
+    return out
+
+
+def tables(results: dict) -> dict[str, pd.DataFrame]:
+    """``analyze``'s tables with both arms stacked (an ``arm`` column first), ready for ``reports.save_table``."""
+    def stack(f):
+        return pd.concat([f(arm, r).assign(arm=arm) for arm, r in results.items()], ignore_index=True).pipe(
+            lambda t: t[["arm", *[c for c in t.columns if c != "arm"]]])
+
+    def anova(arm, r):
+        a = r["anova"].rename(columns={"F": "F", "PR(>F)": "p"})
+        a = a.join(r["anova_hc3"][["F", "PR(>F)"]].rename(columns={"F": "F_hc3", "PR(>F)": "p_hc3"}))
+        a = a.join(r["art"][["F", "PR(>F)"]].rename(columns={"F": "F_art", "PR(>F)": "p_art"}))
+        return a.rename_axis("term").reset_index()
+
+    return {
+        "anova": stack(anova),
+        "diagnostics": stack(lambda arm, r: pd.DataFrame([r["diagnostics"]])),
+        "tukey_batch": stack(lambda arm, r: r["tukey"]),
+        "brown_forsythe": stack(lambda arm, r: r["brown_forsythe"]),
+        "variance_ratios": stack(lambda arm, r: r["variance_ratios"]),
+        "worst": stack(lambda arm, r: r["worst"]),
+    }
+
+
+# --------------------------------------------------------------------------- claims
+def _pairs(rows) -> str:
+    return ", ".join(f"{r.second} vs {r.first} @{r.batch} (x{r.ratio:.2g})" for r in rows.itertuples()) or "none"
+
+
+def _arm_claims(r: dict, arm: str, ids: tuple[str, str, str]) -> list[reports.Row]:
+    tag = "" if arm == "steps" else f" [{ARM_LABELS[arm]}]"
+    classical, hc3, art = r["anova"], r["anova_hc3"], r["art"]
+    term = "C(batch)"
+    p_hc3 = float(hc3.loc[term, "PR(>F)"])
+    worst, full = r["worst"], r["full_batch"]
+    n_full = int((worst["worst_batch"] == full).sum())
+    at_full = ", ".join(worst.loc[worst["worst_batch"] == full, "optimizer"]) or "none"
+    vr = r["variance_ratios"]
+    low, high = vr[vr["lower"]], vr[vr["higher"]]
+    return [
+        reports.Row(ids[0], "Batch size has a significant effect on peak accuracy" + tag,
+                    f"HC3 F = {hc3.loc[term, 'F']:.1f}, p = {p_hc3:.2e}; classical p = "
+                    f"{classical.loc[term, 'PR(>F)']:.2e}; aligned-rank p = {art.loc[term, 'PR(>F)']:.2e}; "
+                    f"partial eta^2 = {classical.loc[term, 'partial_eta_sq']:.3f}",
+                    f"HC3 (heteroscedasticity-robust) Type II p < ALPHA = {ALPHA}", p_hc3 < ALPHA),
+        reports.Row(ids[1], "Full batch is largely the worst (lowest mean peak accuracy per optimizer)" + tag,
+                    f"{n_full} of {len(worst)} optimizers worst at full batch ({full}): {at_full}; "
+                    f"bootstrap share of resamples with a majority: {r['p_majority']:.2f}",
+                    f"more than FULL_BATCH_MAJORITY = {FULL_BATCH_MAJORITY} of the optimizers",
+                    n_full > FULL_BATCH_MAJORITY * len(worst)),
+        reports.Row(ids[2], "Second-order optimizers have significantly lower variance at specific batch sizes" + tag,
+                    f"of {len(vr)} (second, first)-order pairs x batch sizes: {len(low)} significantly lower "
+                    f"({_pairs(low)}), {len(high)} significantly higher ({_pairs(high)}); min Holm p = "
+                    f"{vr['p_holm'].min():.2g}",
+                    f"lower >= MIN_LOWER_PAIRS = {MIN_LOWER_PAIRS} and lower > higher (Brown-Forsythe, Holm p < "
+                    f"{ALPHA})", len(low) >= MIN_LOWER_PAIRS and len(low) > len(high)),
+    ]
+
+
+def claims(results: dict, cfg) -> list[reports.Row]:
+    """The paper's three claims in the primary (step-matched) arm, 04.1-04.3, and again in the
+    fixed-epoch arm, 04.4-04.6, from ``analyze``'s results."""
+    _check(cfg)
+    return (_arm_claims(results["steps"], "steps", ("04.1", "04.2", "04.3"))
+            + _arm_claims(results["epochs"], "epochs", ("04.4", "04.5", "04.6")))

@@ -1,0 +1,167 @@
+"""Study 04 (optimizer ANOVA): claims on hand-built results (each row holding and failing), the design
+(step-matched budgets, the validation split), the per-cell learning-rate walk and the training job."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnlens import profiles, reports
+from nnlens.studies import s04_anova as s04
+
+CFG = profiles.load("04", "default")
+SMOKE = profiles.load("04", "smoke")
+
+
+# --------------------------------------------------------------------------- claims
+def _arm(p_hc3=1e-6, worst_batches=(1024, 1024, 1024, 16, 64), lower=2, higher=0, p_majority=0.9):
+    idx = ["C(optimizer)", "C(batch)", "C(optimizer):C(batch)", "Residual"]
+    anova = pd.DataFrame({"F": [2.0, 30.0, 1.0, np.nan], "PR(>F)": [0.3, 1e-9, 0.5, np.nan],
+                          "partial_eta_sq": [0.1, 0.6, 0.05, np.nan]}, index=idx)
+    hc3 = anova.assign(**{"F": [2.0, 9.0, 1.0, np.nan], "PR(>F)": [0.3, p_hc3, 0.5, np.nan]})
+    art = anova.iloc[:3].assign(**{"PR(>F)": [0.2, 1e-7, 0.6]})
+    worst = pd.DataFrame({"optimizer": [f"o{i}" for i in range(len(worst_batches))],
+                          "worst_batch": list(worst_batches)})
+    n = 6
+    flags = ["lower"] * lower + ["higher"] * higher + ["none"] * (n - lower - higher)
+    vr = pd.DataFrame({"batch": 16, "first": "sgdm", "second": [f"s{i}" for i in range(n)],
+                       "ratio": [0.2 if f == "lower" else 5.0 if f == "higher" else 1.1 for f in flags],
+                       "p_holm": [0.01 if f != "none" else 0.6 for f in flags],
+                       "lower": [f == "lower" for f in flags], "higher": [f == "higher" for f in flags]})
+    return {"anova": anova, "anova_hc3": hc3, "art": art, "worst": worst, "variance_ratios": vr,
+            "p_majority": p_majority, "full_batch": 1024}
+
+
+def _verdicts(steps=None, epochs=None):
+    rows = s04.claims({"steps": steps or _arm(), "epochs": epochs or _arm()}, CFG)
+    assert all(isinstance(r, reports.Row) for r in rows)
+    return {r.id: r.holds for r in rows}
+
+
+def test_claims_hold_on_results_that_support_them():
+    assert _verdicts() == {f"04.{i}": True for i in range(1, 7)}
+
+
+def test_each_claim_fails_on_its_own_in_either_arm():
+    assert _verdicts(steps=_arm(p_hc3=0.2)) == {**_verdicts(), "04.1": False}
+    assert _verdicts(epochs=_arm(p_hc3=0.2))["04.4"] is False
+    assert _verdicts(steps=_arm(worst_batches=(1024, 1024, 16, 64)))["04.2"] is False    # half is not a majority
+    assert _verdicts(epochs=_arm(worst_batches=(16,) * 5))["04.5"] is False
+    assert _verdicts(steps=_arm(lower=0))["04.3"] is False
+    assert _verdicts(epochs=_arm(lower=0))["04.6"] is False
+
+
+def test_04_1_uses_the_robust_test_not_the_classical_one():
+    r = _arm(p_hc3=0.08)                       # classical p = 1e-9 and aligned-rank p = 1e-7 would pass
+    row = s04.claims({"steps": r, "epochs": _arm()}, CFG)[0]
+    assert row.holds is False and "HC3" in row.value and "classical p = 1.00e-09" in row.value
+
+
+def test_04_3_counts_both_directions():
+    assert _verdicts(steps=_arm(lower=1, higher=2))["04.3"] is False     # the audit's case: one lower, two higher
+    assert _verdicts(steps=_arm(lower=2, higher=2))["04.3"] is False     # a tie is not "lower"
+    assert _verdicts(steps=_arm(lower=2, higher=1))["04.3"] is True
+    row = s04.claims({"steps": _arm(lower=1, higher=2), "epochs": _arm()}, CFG)[2]
+    assert "1 significantly lower" in row.value and "2 significantly higher" in row.value
+
+
+def test_claims_need_the_study_config():
+    with pytest.raises(TypeError, match="Study04"):
+        s04.claims({"steps": _arm(), "epochs": _arm()}, profiles.load("01", "default"))
+
+
+# --------------------------------------------------------------------------- design
+def test_default_split_and_budgets():
+    fit, tune = s04.splits(CFG.dataset, CFG.n_train, CFG.n_val, CFG.n_test)
+    assert len(fit.x_train) == 1024 and len(tune.x_test) == CFG.n_val and len(fit.x_test) == 450
+    assert tune.x_train is fit.x_train
+    rows = {tuple(r) for r in tune.x_test.flatten(1).numpy().round(5)}
+    assert not rows & {tuple(r) for r in fit.x_train.flatten(1).numpy().round(5)}      # validation is held out
+    assert np.bincount(tune.y_test.numpy()).min() >= 30                                # stratified
+    b = s04.budgets(CFG)
+    steps, epochs = b[b["arm"] == "steps"], b[b["arm"] == "epochs"]
+    assert list(steps["batch"]) == [16, 64, 256, 1024]
+    assert set(steps["updates"]) == {CFG.epochs * 64}                                  # step-matched exactly
+    assert list(steps["eval_every"]) == [1, 4, 16, 64] and list(steps["epochs"]) == [3, 12, 48, 192]
+    assert list(epochs["epochs"]) == [CFG.epochs] * 4 and list(epochs["updates"]) == [192, 48, 12, 3]
+    with pytest.raises(ValueError, match="n_val"):
+        s04.splits("digits", 100, 80, 50)
+
+
+def test_train_job_reads_accuracy_at_matched_updates():
+    kw = dict(dataset="digits", n_train=200, n_val=40, n_test=60, model="mlp", width=8, depth=1, optimizer="sgdm",
+              lr=0.1, seed=0)
+    full = s04.train_job(**kw, split="test", batch_size=0, epochs=8, eval_every=4)
+    small = s04.train_job(**kw, split="val", batch_size=40, epochs=2, eval_every=1)
+    assert full["updates"] == small["updates"] == 8 and full["batch"] == 160
+    assert len(full["curve"]) == len(small["curve"]) == 2 and full["best_acc"] == max(full["curve"])
+    assert full["best_update"] in (4, 8) and full["finite"] and full["cpu_seconds"] > 0
+    assert all(a * 60 == round(a * 60) for a in full["curve"])                         # read on the 60 test images
+    assert all(a * 40 == round(a * 40) for a in small["curve"])                        # ... or the 40 validation ones
+    with pytest.raises(ValueError, match="multiple"):
+        s04.train_job(**kw, split="test", batch_size=0, epochs=5, eval_every=4)
+
+
+def test_diverged_run_scores_zero_after_divergence():
+    out = s04.train_job(dataset="digits", n_train=200, n_val=40, n_test=60, split="test", model="mlp", width=8,
+                        depth=1, optimizer="sgdm", lr=1e12, seed=0, batch_size=0, epochs=6, eval_every=2)
+    assert not out["finite"] and out["curve"][1:] == [0.0, 0.0] and out["final_acc"] == 0.0
+
+
+# --------------------------------------------------------------------------- the learning-rate walk
+def _fake_run(peak: dict, calls: list):
+    """A stand-in for the sweep: validation accuracy peaks at ``peak[optimizer]``, falls with log-distance."""
+    def run(cfg, jobs, store, address):
+        calls.append(jobs)
+        return pd.DataFrame([{"best_acc": 0.9 - 0.1 * abs(math.log10(j["lr"] / peak[j["optimizer"]])),
+                              "cpu_seconds": 0.01} for j in jobs])
+    return run
+
+
+def test_lr_walk_finds_the_peak_outside_the_start_window(monkeypatch):
+    calls = []
+    peak = {"sgdm": 0.3, "adam": 1e-3, "lbfgs": 1.0, "adahessian": 0.03}           # sgdm and adam: outside
+    monkeypatch.setattr(s04, "_run", _fake_run(peak, calls))
+    cfg = profiles.load("04", "smoke", lr_grid=(("sgdm", (0.01, 0.03, 0.1, 0.3, 1.0)),
+                                                 ("adam", (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)),
+                                                 ("lbfgs", (0.3, 1.0, 3.0)), ("adahessian", (0.01, 0.03, 0.1))))
+    table, chosen = s04.tune_lr(cfg)
+    got = chosen.groupby("optimizer")["lr"].agg(set).to_dict()
+    assert got == {o: {lr} for o, lr in peak.items()}
+    assert set(chosen["arm"]) == set(s04.ARMS) and len(chosen) == 2 * len(cfg.batch_sizes) * len(cfg.optimizers)
+    jobs = [j for c in calls for j in c]
+    assert {j["split"] for j in jobs} == {"val"}
+    assert {j["seed"] for j in jobs} == {s04.TUNE_SEED0 + i for i in range(cfg.tune_seeds)}
+    assert not {j["seed"] for j in jobs} & set(range(cfg.seeds))                     # never a grid seed
+    tried = table.groupby(["arm", "batch_size", "optimizer"])["lr"].agg(set)
+    assert tried[("steps", 0, "sgdm")] == {0.03, 0.1, 0.3, 1.0}                       # walked one step up
+    assert tried[("steps", 0, "adam")] == {3e-4, 1e-3, 3e-3, 1e-2}                    # ... and one down
+    assert not chosen.loc[chosen["optimizer"] == "sgdm", "at_edge"].any()
+    assert len(calls) == 2                                                            # every cell advanced together
+
+
+def test_lr_walk_marks_a_choice_at_the_end_of_the_ladder(monkeypatch):
+    monkeypatch.setattr(s04, "_run", _fake_run({"sgdm": 10.0, "adam": 1e-2, "lbfgs": 1.0, "adahessian": 0.1}, []))
+    _, chosen = s04.tune_lr(SMOKE)
+    sgdm = chosen[chosen["optimizer"] == "sgdm"]
+    assert (sgdm["lr"] == 0.3).all() and sgdm["at_edge"].all()
+
+
+def test_lr_grid_must_cover_every_optimizer_in_increasing_order():
+    with pytest.raises(ValueError, match="no candidates"):
+        s04.tune_lr(profiles.load("04", "smoke", lr_grid=(("sgdm", (0.1,)),)))
+    with pytest.raises(ValueError, match="increasing"):
+        s04.tune_lr(profiles.load("04", "smoke", lr_grid=(("sgdm", (0.3, 0.1)), ("adam", (0.01,)),
+                                                           ("lbfgs", (1.0,)), ("adahessian", (0.1,)))))
+
+
+def test_shared_cells_run_once(monkeypatch):
+    calls = []
+    monkeypatch.setattr(s04.sweeps, "run", lambda fn, grid, **kw: calls.append(grid) or pd.DataFrame(
+        [{**g, "best_acc": 0.5, "cpu_seconds": 1.0, "batch": g["batch_size"] or 256} for g in grid]))
+    chosen = pd.DataFrame([{"arm": a, "optimizer": o, "batch_size": b, "lr": 0.1} for a in s04.ARMS
+                           for o in SMOKE.optimizers for b in SMOKE.batch_sizes])
+    df = s04.run_grid(SMOKE, chosen)
+    n_cells = len(SMOKE.optimizers) * SMOKE.seeds
+    assert len(df) == 2 * len(SMOKE.batch_sizes) * n_cells
+    assert len(calls[0]) == len(df) - n_cells                       # the smallest batch: one run for both arms
