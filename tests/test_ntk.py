@@ -6,12 +6,9 @@ import torch
 import torch.nn as nn
 
 from nnlens import models, ntk
+from nnlens.utils import rel_error as rel
 
 F64 = torch.float64
-
-
-def rel(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 def _models():
@@ -157,6 +154,33 @@ def test_repeatable_and_model_untouched():
     assert ntk.kernel(model, x1, x2).dtype == torch.float32
 
 
+def test_kind_is_a_spec():
+    model, x1, x2 = MODELS["mlp"]
+    assert set(ntk.KINDS) == {"entk", "pntk", "trntk"}
+    assert ntk.KINDS["pntk"].sum_logits and ntk.KINDS["entk"].class_pairs and not ntk.KINDS["trntk"].class_pairs
+    same = ntk.Kind("my_trace", sum_logits=False, class_pairs=False)     # a spec works like its name
+    assert torch.equal(ntk.kernel(model, x1, x2, kind=same, dtype=F64), ntk.kernel(model, x1, x2, kind="trntk", dtype=F64))
+
+
+def test_memory_budget_changes_nothing_but_memory():
+    model, x1, _ = MODELS["cnn"]
+    for kw in (dict(kind="trntk"), dict(kind="pntk", proj_dim=16)):
+        a = ntk.kernel(model, x1, dtype=F64, batch_size=2, **kw)
+        b = ntk.kernel(model, x1, dtype=F64, batch_size=2, memory_budget=0, **kw)     # recompute every block
+        assert rel(b, a) <= 1e-14
+
+
+def test_auto_without_linear_or_conv_is_autodiff():
+    torch.manual_seed(2)
+    model = Tied()
+    model.lin.requires_grad_(False)
+    model.head.requires_grad_(False)                       # only the scalar parameter is trainable
+    x = torch.randn(5, 4)
+    a = ntk.kernel(model, x, kind="entk", method="auto", dtype=F64)
+    b = ntk.kernel(model, x, kind="entk", method="autodiff", dtype=F64)
+    assert torch.equal(a, b)
+
+
 def test_bad_inputs():
     model, x1, x2 = MODELS["mlp"]
     cases = [
@@ -166,6 +190,7 @@ def test_bad_inputs():
         (dict(proj_dim=0), "proj_dim"),
         (dict(proj_dim=8, layerwise=True), "layerwise"),
         (dict(batch_size=0), "batch_size"),
+        (dict(memory_budget=-1), "memory_budget"),
     ]
     for kwargs, msg in cases:
         with pytest.raises(ntk.NTKError, match=msg):

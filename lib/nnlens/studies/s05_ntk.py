@@ -1,0 +1,303 @@
+"""Study 05: the NTK engine (torchNTK, Engel et al. 2022, arXiv 2205.12372).
+
+How fast, how memory-hungry and how exact ``nnlens.ntk`` is against the autodiff
+Jacobian-contraction method, and whether it removes torchNTK's limits (single output, no
+biases, no convolutions). The timings come from ``benchmarks/ntk.py`` (``make bench``), which
+writes ``reports/bench/ntk.csv``; this module reads that table, adds the float64 checks of
+what torchNTK does not cover, and judges the claims.
+
+Steps the notebook calls in order:
+
+1. ``load_bench(cfg, profile)``: the benchmark table of this profile and config (runs
+   ``benchmarks/ntk.py`` in a subprocess when the file is missing or from another config).
+2. ``headline`` / ``extrapolation_check`` / ``big_n`` / ``layerwise_memory`` / ``agreement`` /
+   ``projection_error``: the tables the notebook shows, all cut from that table.
+3. ``limit_checks(seed)``: float64 structured-vs-autodiff checks (multi-output, biases, CNNs,
+   layer-wise parts).
+4. ``claims({"bench": df, "limits": limits}, cfg)``: one ledger row per claim, thresholds below.
+
+Figure: ``plot_scaling``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import models, ntk, paths, reports, utils
+
+# ------------------------------------------------------------------ thresholds (fixed before any run)
+# 05.1 / 05.2: two exact methods in float32 differ by rounding only: eps 1.2e-7 times the growth of
+# sums over ~1e3 terms stays well below 1e-5, while any missing term (a bias, a layer) is >= 1e-3.
+REL_ERR_F32 = 1e-5
+# 05.3 / 05.4: torchNTK's explicit MLP path is "faster than autodiff"; an order of magnitude is the
+# advantage that would make a user switch methods.
+SPEEDUP_MLP = 10.0
+# 05.5: convolutions need im2col and T x T position pairs, so less room than for MLPs: 3x.
+SPEEDUP_CNN = 3.0
+# 05.6: the structured path may spend at most as much again on bookkeeping (hooks, copies, the
+# kernel's other triangle) as on its unavoidable passes and Gram products.
+OVER_UNAVOIDABLE_MAX = 2.0
+# 05.7: a baseline time extrapolated by block pairs is trusted when within +-25 % of a direct timing.
+EXTRAP_RANGE = (0.8, 1.25)
+# 05.8: the large-N pNTK needs its N^2 kernel plus per-block factors; < 4 GB extra fits a laptop.
+BIG_N_EXTRA_GB = 4.0
+# 05.9: the benchmark must fit the default reproduce budget on 2 cores (10 minutes).
+BENCH_WALL_S = 600.0
+# 05.10: Johnson-Lindenstrauss: a random projection's relative error falls as K^(-1/2); a fitted
+# log-log slope within 0.15 of -1/2 over the K grid counts as that rate.
+PROJ_SLOPE, PROJ_SLOPE_TOL = -0.5, 0.15
+# 05.11: layer-wise parts are sums of the same float64 terms: rounding only.
+LAYERWISE_SUM_TOL = 1e-10
+# 05.12-05.14: structured vs autodiff in float64: rounding only (any missed term is >= 1e-3).
+EXACT_F64_TOL = 1e-8
+# 05.15: torchNTK's layer-wise route saves memory somewhere when its peak ratio to the whole
+# Jacobian is below 1 at some grid point.
+LAYER_MEMORY_RATIO = 1.0
+
+BENCH_SCRIPT = paths.ROOT / "benchmarks" / "ntk.py"
+SECTIONS = ("headline", "n", "width", "depth", "cnn_n", "agreement", "projection", "wall")
+
+
+# ------------------------------------------------------------------ the benchmark table
+def config_id(cfg) -> str:
+    """A short hash of a Study05 config: the benchmark table records the config it was made with."""
+    return hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _usable(path, cfg, profile) -> bool:
+    if not path.exists():
+        return False
+    df = pd.read_csv(path)
+    return ("profile" in df and "config" in df and set(df["profile"]) == {profile}
+            and set(df["config"]) == {config_id(cfg)} and set(SECTIONS) <= set(df["section"]))
+
+
+def load_bench(cfg, profile: str, log=print) -> pd.DataFrame:
+    """The benchmark table ``bench_dir()/ntk.csv`` made at ``profile`` with ``cfg``.
+
+    When the file is missing, or was made at another profile or config, or by an older
+    benchmark, ``benchmarks/ntk.py --profile <profile>`` runs first in a subprocess and writes it
+    (the default profile takes minutes: ``make bench`` makes it beforehand)."""
+    path = paths.bench_dir() / "ntk.csv"
+    if not _usable(path, cfg, profile):
+        log(f"{paths.bench_dir().name}/ntk.csv is missing or from another profile/config: running "
+            f"benchmarks/ntk.py --profile {profile} first")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(paths.ROOT / "lib"), os.environ.get("PYTHONPATH", "")])}
+        r = subprocess.run([sys.executable, str(BENCH_SCRIPT), "--profile", profile], capture_output=True,
+                           text=True, env=env)
+        if r.returncode != 0:
+            raise RuntimeError(f"benchmarks/ntk.py --profile {profile} failed:\n{r.stderr[-3000:]}")
+        if not _usable(path, cfg, profile):
+            raise RuntimeError(f"benchmarks/ntk.py ran but {path} does not match profile {profile!r} and this "
+                               "config; is Study05 overridden in the caller?")
+    return pd.read_csv(path)
+
+
+def _sel(df, section, cols):
+    return df[df.section == section][[c for c in cols if c in df]].reset_index(drop=True)
+
+
+def headline(df) -> pd.DataFrame:
+    return _sel(df, "headline", ["model", "width", "depth", "n", "n_run", "kind", "method", "extrapolated",
+                                 "seconds", "seconds_run", "peak_mb", "kernel_mb", "rel_err"])
+
+
+def extrapolation_check(df) -> pd.DataFrame:
+    return _sel(df, "extrap_check", ["model", "width", "depth", "n", "n_run", "kind", "method", "extrapolated",
+                                     "seconds", "seconds_run"])
+
+
+def big_n(df) -> pd.DataFrame:
+    big = _sel(df, "big_n", ["model", "width", "depth", "n", "kind", "method", "seconds", "peak_mb", "kernel_mb"])
+    big["extra_beyond_kernel_mb"] = big["peak_mb"] - big["kernel_mb"]
+    return big
+
+
+def layerwise_memory(df) -> pd.DataFrame:
+    """Peak memory of the layer-wise Jacobian contraction over the whole one, at the inputs they ran on."""
+    mem = df[df.section.isin(["width", "depth", "n"]) & df.method.isin(["jac_contract", "jac_layer"])]
+    out = (mem.groupby(["width", "depth", "n_run", "method"])["peak_mb_run"].first()
+           .unstack("method").reset_index())
+    out.columns.name = None
+    out["layer_over_full"] = out["jac_layer"] / out["jac_contract"]
+    return out
+
+
+def agreement(df) -> pd.DataFrame:
+    return _sel(df, "agreement", ["model", "kind", "method", "n", "rel_err"])
+
+
+def projection_error(df) -> pd.DataFrame:
+    """Mean relative error of the projected kernels against the exact ones, per kind and K."""
+    return df[df.section == "projection"].groupby(["kind", "proj_dim"])["rel_err"].mean().reset_index()
+
+
+def _t(df, col="seconds", **sel) -> float:
+    q = df
+    for k, v in sel.items():
+        q = q[q[k] == v]
+    return float(q[col].iloc[0]) if len(q) else float("nan")
+
+
+def summary(df) -> dict:
+    """The headline numbers the claims judge."""
+    h = df[df.section == "headline"]
+    out = {}
+    for kind in ("pntk", "trntk"):
+        s = _t(h, model="mlp", kind=kind, method="structured")
+        out[f"mlp_{kind}_speedup"] = _t(h, model="mlp", kind=kind, method="jac_contract") / s
+        out[f"mlp_{kind}_baseline_extrapolated"] = bool(_t(h, "extrapolated", model="mlp", kind=kind,
+                                                           method="jac_contract"))
+        out[f"mlp_{kind}_over_unavoidable"] = s / _t(h, model="mlp", kind=kind, method="unavoidable")
+        out[f"mlp_{kind}_rel_err"] = _t(h, "rel_err", model="mlp", kind=kind, method="jac_contract")
+    out["cnn_trntk_speedup"] = _t(h, model="cnn", method="jac_contract") / _t(h, model="cnn", method="structured")
+    out["cnn_trntk_baseline_extrapolated"] = bool(_t(h, "extrapolated", model="cnn", method="jac_contract"))
+    out["cnn_trntk_rel_err"] = _t(h, "rel_err", model="cnn", method="jac_contract")
+    out["rel_err_n"] = int(_t(h, "n_run", model="mlp", method="jac_contract"))
+    out["agreement_max_rel_err"] = float(df.loc[df.section == "agreement", "rel_err"].max())
+    e = df[df.section == "extrap_check"]
+    if len(e):
+        out["extrap_check_n"] = int(e["n"].iloc[0])
+        out["extrap_over_measured"] = _t(e, extrapolated=True) / _t(e, extrapolated=False)
+    big = df[df.section == "big_n"]
+    if len(big):
+        out["big_n_extra_gb"] = float((big["peak_mb"] - big["kernel_mb"]).max() / 1024)
+        out["big_n_kernel_gb"] = float(big["kernel_mb"].max() / 1024)
+        out["big_n_seconds"] = float(big["seconds"].max())
+        out["big_n_width"], out["big_n_depth"] = int(big["width"].iloc[0]), int(big["depth"].iloc[0])
+    w = df[df.section == "wall"]
+    out["bench_wall_s"] = float(w["seconds"].iloc[0]) if len(w) else float("nan")
+    for kind, g in projection_error(df).groupby("kind"):
+        out[f"proj_slope_{kind}"] = utils.loglog_slope(g["proj_dim"].astype(float), g["rel_err"])
+    return out
+
+
+# ------------------------------------------------------------------ float64 checks
+def limit_checks(seed: int = 0) -> dict:
+    """float64 relative differences, structured vs autodiff, for what torchNTK's explicit path
+    does not cover (multi-output, biases, CNNs), and layer-wise parts vs the total."""
+    dt = torch.float64
+    with utils.seeded(seed):
+        mlp, xm = models.MLP(20, 5, width=16, depth=2, bias=True), torch.randn(12, 20)
+        cnn, xc = models.SmallCNN(1, 4, width=3, image_size=8), torch.randn(8, 1, 8, 8)
+        res = models.ResNet18(1, 3, width=4), torch.randn(6, 1, 8, 8)
+
+    def rel(model, x, **kw):
+        a = ntk.kernel(model, x, method="structured", dtype=dt, device="cpu", **kw)
+        b = ntk.kernel(model, x, method="autodiff", dtype=dt, device="cpu", **kw)
+        return utils.rel_error(a, b)
+
+    parts = ntk.kernel(*res, layerwise=True, dtype=dt, device="cpu")
+    total = ntk.kernel(*res, dtype=dt, device="cpu")
+    return {
+        "multi_output_entk": rel(mlp, xm, kind="entk"),
+        "biases_trntk": rel(mlp, xm, kind="trntk"),
+        "cnn_trntk": rel(cnn, xc, kind="trntk"),
+        "cnn_entk": rel(cnn, xc, kind="entk"),
+        "layerwise_sum": utils.rel_error(sum(parts.values()), total),
+        "layerwise_parts": len(parts),
+    }
+
+
+# ------------------------------------------------------------------ claims
+def claims(results: dict, cfg) -> list[reports.Row]:
+    """One row per claim. results: {"bench": the benchmark table, "limits": ``limit_checks``}."""
+    df, lim = results["bench"], results["limits"]
+    s = summary(df)
+    Row = reports.Row
+
+    def ex(k):
+        return " (baseline extrapolated by block pairs)" if s[k] else " (baseline timed at N)"
+
+    rel = max(s["mlp_pntk_rel_err"], s["mlp_trntk_rel_err"], s["cnn_trntk_rel_err"])
+    agr = s["agreement_max_rel_err"]
+    mlp = f"MLP 784-{cfg.head_depth}x{cfg.head_width}-10"
+    rows = [
+        Row("05.1", f"structured kernel vs the real Jacobian-contraction baseline kernel on the same {s['rel_err_n']} "
+            "inputs (MLP pNTK, MLP trNTK, CNN trNTK; float32, worst)",
+            rel, f"REL_ERR_F32: <= {REL_ERR_F32:g} relative Frobenius", bool(rel <= REL_ERR_F32)),
+        Row("05.2", f"structured and autodiff agree with the baseline on {cfg.agree_n} inputs (float32, worst)",
+            agr, f"REL_ERR_F32: <= {REL_ERR_F32:g} relative Frobenius", bool(agr <= REL_ERR_F32)),
+    ]
+    for cid, kind in (("05.3", "pntk"), ("05.4", "trntk")):
+        v = s[f"mlp_{kind}_speedup"]
+        rows.append(Row(cid, f"{mlp} {'pNTK' if kind == 'pntk' else 'trNTK'}, N={cfg.head_n}: structured faster than "
+                        "the baseline" + ex(f"mlp_{kind}_baseline_extrapolated"),
+                        v, f"SPEEDUP_MLP: >= {SPEEDUP_MLP:g}x", bool(v >= SPEEDUP_MLP)))
+    v = s["cnn_trntk_speedup"]
+    rows.append(Row("05.5", f"small CNN (width {cfg.cnn_width}) trNTK, N={cfg.cnn_n}: structured faster than the "
+                    "baseline" + ex("cnn_trntk_baseline_extrapolated"),
+                    v, f"SPEEDUP_CNN: >= {SPEEDUP_CNN:g}x", bool(v >= SPEEDUP_CNN)))
+    worst = max(s["mlp_pntk_over_unavoidable"], s["mlp_trntk_over_unavoidable"])
+    rows.append(Row("05.6", f"headline MLP (pNTK and trNTK, N={cfg.head_n}): structured time within 2x of its "
+                    "unavoidable parts timed alone (same passes, same Gram-product blocks; worst)",
+                    worst, f"OVER_UNAVOIDABLE_MAX: <= {OVER_UNAVOIDABLE_MAX:g}x", bool(worst <= OVER_UNAVOIDABLE_MAX)))
+    if "extrap_over_measured" in s:
+        r, (lo, hi) = s["extrap_over_measured"], EXTRAP_RANGE
+        rows.append(Row("05.7", f"baseline time extrapolated from N={cfg.baseline_max_n} by block pairs matches the "
+                        f"baseline timed directly at N={s['extrap_check_n']} (MLP pNTK)",
+                        r, f"EXTRAP_RANGE: extrapolated / measured in [{lo:g}, {hi:g}]", bool(lo <= r <= hi)))
+    if "big_n_extra_gb" in s and not np.isnan(s["big_n_extra_gb"]):
+        gb = s["big_n_extra_gb"]
+        n = int(df.loc[df.section == "big_n", "n"].iloc[0])
+        rows.append(Row("05.8", f"pNTK of the 784-{s['big_n_depth']}x{s['big_n_width']}-10 MLP for N={n}: extra "
+                        f"peak memory beyond the kernel itself ({s['big_n_kernel_gb']:.2f} GB), "
+                        f"{s['big_n_seconds']:.0f} s", f"{gb:.2f} GB", f"BIG_N_EXTRA_GB: < {BIG_N_EXTRA_GB:g} GB",
+                        bool(gb < BIG_N_EXTRA_GB)))
+    wall = s["bench_wall_s"]
+    rows.append(Row("05.9", "the study-05 benchmark run (benchmarks/ntk.py at this profile, figure excluded) "
+                    "finishes in time", f"{wall:.0f} s", f"BENCH_WALL_S: < {BENCH_WALL_S:g} s",
+                    bool(wall < BENCH_WALL_S)))
+    dev = max(abs(s["proj_slope_trntk"] - PROJ_SLOPE), abs(s["proj_slope_pntk"] - PROJ_SLOPE))
+    rows.append(Row("05.10", f"projection error falls as K^-1/2 (fitted log-log slopes: proj-pNTK "
+                    f"{s['proj_slope_pntk']:.3f}, proj-trNTK {s['proj_slope_trntk']:.3f}; worst distance from -0.5)",
+                    dev, f"PROJ_SLOPE_TOL: <= {PROJ_SLOPE_TOL:g}", bool(dev <= PROJ_SLOPE_TOL)))
+    rows.append(Row("05.11", "layer-wise components sum to the total (ResNet with BatchNorm, float64)",
+                    lim["layerwise_sum"], f"LAYERWISE_SUM_TOL: <= {LAYERWISE_SUM_TOL:g} relative",
+                    bool(lim["layerwise_sum"] <= LAYERWISE_SUM_TOL)))
+    rows.append(Row("05.12", "multi-output eNTK exact in the structured path (torchNTK: single output only)",
+                    lim["multi_output_entk"], f"EXACT_F64_TOL: <= {EXACT_F64_TOL:g} vs autodiff",
+                    bool(lim["multi_output_entk"] <= EXACT_F64_TOL)))
+    rows.append(Row("05.13", "biases included in the structured path (torchNTK drops them)",
+                    lim["biases_trntk"], f"EXACT_F64_TOL: <= {EXACT_F64_TOL:g} vs autodiff",
+                    bool(lim["biases_trntk"] <= EXACT_F64_TOL)))
+    cnn_err = max(lim["cnn_trntk"], lim["cnn_entk"])
+    rows.append(Row("05.14", "structured path for CNNs (torchNTK has none)", cnn_err,
+                    f"EXACT_F64_TOL: <= {EXACT_F64_TOL:g} vs autodiff", bool(cnn_err <= EXACT_F64_TOL)))
+    if df["peak_mb_run"].notna().any():                                     # memory measured (not at smoke)
+        best = float(layerwise_memory(df)["layer_over_full"].min())
+        rows.append(Row("05.15", "layer-wise Jacobian contraction saves memory in some regime (torchNTK)", best,
+                        f"LAYER_MEMORY_RATIO: peak ratio layer/full < {LAYER_MEMORY_RATIO:g} somewhere",
+                        bool(best < LAYER_MEMORY_RATIO)))
+    return rows
+
+
+# ------------------------------------------------------------------ figure
+def plot_scaling(df):
+    """Time and peak memory against N, width and depth, and projection error against K."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7))
+    t = df[df.section.isin(["n", "width", "depth", "cnn_n"])]
+    for col, (sec, x) in enumerate([("n", "n"), ("width", "width"), ("depth", "depth"), ("cnn_n", "n")]):
+        d = t[t.section == sec]
+        for row, y in enumerate(["seconds", "peak_mb"]):
+            ax = axes[row, col]
+            if d[y].notna().any():
+                sns.lineplot(data=d, x=x, y=y, hue="method", style="extrapolated", marker="o", ax=ax)
+                ax.set_yscale("log")
+            ax.set_title(f"{'CNN trNTK' if sec == 'cnn_n' else 'MLP pNTK'}: {y} vs {x}")
+    axes[1, 3].clear()
+    p = df[df.section == "projection"]
+    sns.lineplot(data=p, x="proj_dim", y="rel_err", hue="kind", marker="o", errorbar="sd", ax=axes[1, 3])
+    axes[1, 3].set(xscale="log", yscale="log", title="projection error vs K")
+    fig.tight_layout()
+    return fig
