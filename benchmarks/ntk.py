@@ -25,11 +25,24 @@ memory. The ``extrap_check`` rows validate the scaling: the same baseline measur
 ``baseline_direct_n`` next to its extrapolation. Baseline rows also carry ``rel_err``: the
 structured kernel's relative Frobenius difference from the baseline kernel on the same inputs.
 The ``agreement`` and ``projection`` sections are accuracy (no timing); the last row (section
-``wall``) is the run's own wall-clock time. Every row records the profile.
+``wall``) is the run's own wall-clock time. Every row records the profile, the config and the
+torch thread count it ran with (``threads``).
+
+Projection cost (section ``proj_cost``, the headline MLP on ``proj_cost_n`` inputs, K =
+``proj_cost_k``): ``structured`` (the exact kernel), ``projected`` (``ntk.kernel(proj_dim=K)``,
+everything included), ``proj_gemm`` (the same projection GEMMs on the same factors with R
+already drawn: what no dense projection avoids) and ``trak_basic`` (TRAK 0.3.2's CPU
+``BasicProjector.project`` on the precomputed per-example pNTK gradients (N, P): the projection
+step alone). ``rel_err`` of the projected rows is their distance from the exact kernel.
+
+Peak fraction (section ``peak_fraction``): the useful FLOPs of the headline structured MLP
+kernels (forward, the backward passes to every layer's output, the Gram products of every
+block pair) per second, over this machine's single-thread sgemm rate (``sgemm`` row).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -45,7 +58,8 @@ import psutil  # noqa: E402
 import torch  # noqa: E402
 from torch.func import functional_call, jacrev, vmap  # noqa: E402
 
-from nnlens import _io, models, ntk, paths, profiles  # noqa: E402
+from nnlens import _io, models, ntk, paths, profiles, utils  # noqa: E402
+from nnlens.ntk import factors, projection  # noqa: E402
 from nnlens.studies import s05_ntk  # noqa: E402
 from nnlens.utils import rel_error  # noqa: E402
 
@@ -133,9 +147,14 @@ def unavoidable(model, x, kind, bs):
 
 
 # ----------------------------------------------------------------------------- one measurement
+KERNEL_METHODS = ("structured", "autodiff", "projected", "jac_contract", "jac_layer")
+
+
 def build(spec):
     """Model and inputs of one benchmark spec (seeded)."""
     torch.manual_seed(spec.get("seed", 0))                                # a script: its own global RNG
+    if spec["model"] == "none":                                           # sgemm: no model
+        return None, torch.zeros(1)
     if spec["model"] == "mlp":
         m = models.MLP(784, 10, width=spec["width"], depth=spec["depth"])
         x = torch.randn(spec["n_run"], 784)
@@ -149,34 +168,68 @@ def compute(spec, model, x):
     m, kind, bs = spec["method"], spec["kind"], spec.get("block", 256)
     if m in ("structured", "autodiff"):
         return ntk.kernel(model, x, kind=kind, method=m, batch_size=bs, device="cpu")
+    if m == "projected":
+        return ntk.kernel(model, x, kind=kind, proj_dim=spec["proj_dim"], batch_size=bs, device="cpu")
     if m == "unavoidable":
         return unavoidable(model, x, kind, bs)
     groups = layer_groups(model) if m == "jac_layer" else None
     return jac_contract(model, x, kind, block=bs, groups=groups)
 
 
+def prepare(spec, model, x):
+    """The call to time for one spec (set-up that the timing must leave out is done here)."""
+    m, k = spec["method"], spec.get("proj_dim")
+    if m == "sgemm":
+        a, b = torch.randn(spec["n"], spec["n"]), torch.randn(spec["n"], spec["n"])
+        return lambda: a @ b
+    if m == "proj_gemm":                                  # the GEMMs of ntk.kernel(proj_dim=k), R pre-drawn
+        feat = factors.Features(model, ntk.KINDS[spec["kind"]], structured=True)
+        fs, fixed = feat(x), {}
+
+        def predrawn(shape, k, seed, index, device, dtype):
+            d0, r = projection._view(shape)
+            rows = max(1, projection._R_CHUNK // (r * k))
+            blk = fixed.setdefault((r, rows, k), torch.randint(0, 2, (r, rows, k), dtype=dtype) * 2 - 1)
+            for r0 in range(0, d0, rows):
+                yield r0, min(d0, r0 + rows), blk[:, :min(d0, r0 + rows) - r0]
+        return lambda: projection.project_factors(fs, k, 0, feat.shapes, chunks=predrawn)
+    if m == "trak_basic":                                 # TRAK's CPU projector on precomputed gradients
+        from trak.projectors import BasicProjector, ProjectionType
+        grads = utils.per_example_grads(model, x, lambda out: out.sum())          # (N, P): pNTK gradients
+        proj = BasicProjector(grads.shape[1], k, seed=0, proj_type=ProjectionType.rademacher,
+                              device=torch.device("cpu"))
+        return lambda: proj.project(grads, model_id=0) / k ** 0.5                 # (N, K)
+    return lambda: compute(spec, model, x)
+
+
 def measure_here(spec) -> dict:
     """Time (best of ``reps``) and extra peak RSS of one spec, in this process.
 
     With ``spec["check"]`` (baseline rows) the structured kernel is then computed on the same
-    inputs and its relative Frobenius difference from the timed kernel is returned as ``rel_err``.
+    inputs and its relative Frobenius difference from the timed kernel is returned as ``rel_err``;
+    projected rows get their relative error against the exact kernel.
     """
     torch.set_num_threads(spec.get("threads", 1))
     model, x = build(spec)
-    compute({**spec, "block": 2}, model, x[:2])                          # warm-up (lazy imports, torch.func)
+    if spec["method"] not in ("sgemm", "proj_gemm", "trak_basic"):
+        compute({**spec, "block": 2}, model, x[:2])                      # warm-up (lazy imports, torch.func)
+    call = prepare(spec, model, x)
     base = psutil.Process().memory_info().rss
     times = []
     for _ in range(spec.get("reps", 1)):
         k = None
         t0 = time.perf_counter()
-        k = compute(spec, model, x)
+        k = call()
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # Linux: KiB
-    out = {"seconds": min(times), "peak_mb": max(0, peak - base) / 2**20,
-           "kernel_mb": k.numel() * k.element_size() / 2**20 if spec["method"] != "unavoidable" else 0.0}
+    out = {"seconds": min(times), "peak_mb": max(0, peak - base) / 2**20, "threads": torch.get_num_threads(),
+           "kernel_mb": k.numel() * k.element_size() / 2**20 if spec["method"] in KERNEL_METHODS else 0.0}
     if spec.get("check"):
         s = ntk.kernel(model, x, kind=spec["kind"], method="structured", device="cpu")
         out["rel_err"] = rel_error(s, k)
+    if spec["method"] in ("projected", "trak_basic"):
+        exact = ntk.kernel(model, x, kind=spec["kind"], device="cpu")
+        out["rel_err"] = rel_error(k if spec["method"] == "projected" else k @ k.T, exact)
     return out
 
 
@@ -221,7 +274,7 @@ def specs(cfg):
     """
     out = []
 
-    def add(section, model, width, depth, n, kind, methods, block=None, reps=1, n_run=None, check=False):
+    def add(section, model, width, depth, n, kind, methods, block=None, reps=1, n_run=None, check=False, **extra):
         for m in methods:
             base = m.startswith("jac")
             if m == "autodiff" and n > cfg.autodiff_max_n:
@@ -229,7 +282,8 @@ def specs(cfg):
             b = block or (cfg.baseline_block if base else 256)
             nr = n_run or (min(n, cfg.baseline_max_n) if base else n)
             out.append(dict(section=section, model=model, width=width, depth=depth, n=n, n_run=nr,
-                            kind=kind, method=m, block=b, reps=reps, seed=cfg.seed, check=check and base))
+                            kind=kind, method=m, block=b, reps=reps, seed=cfg.seed, check=check and base,
+                            threads=cfg.threads, **extra))
 
     w, d, n = cfg.head_width, cfg.head_depth, cfg.head_n
     for kind in ("pntk", "trntk"):
@@ -252,6 +306,12 @@ def specs(cfg):
         add("cnn_n", "cnn", cfg.cnn_width, 0, n_, "trntk", ("structured", "jac_contract"))
     if cfg.big_n:
         add("big_n", "mlp", cfg.big_width, cfg.big_depth, cfg.big_n, "pntk", ("structured",))
+    for kind in ("pntk", "trntk"):
+        add("proj_cost", "mlp", w, d, cfg.proj_cost_n, kind, ("structured", "projected", "proj_gemm"),
+            reps=cfg.repeats, proj_dim=cfg.proj_cost_k)
+    if importlib.util.find_spec("trak") is not None:                     # traker (dev dependency) installed
+        add("proj_cost", "mlp", w, d, cfg.proj_cost_n, "pntk", ("trak_basic",), proj_dim=cfg.proj_cost_k)
+    add("sgemm", "none", 0, 0, cfg.sgemm_n, "", ("sgemm",), reps=cfg.repeats)
     return out
 
 
@@ -274,7 +334,44 @@ def agreement(cfg) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def projection(cfg) -> pd.DataFrame:
+def useful_flops(width, depth, n, kind, block, n_in=784, n_out=10) -> float:
+    """FLOPs no exact method avoids for the symmetric (n, n) kernel of the bias MLP n_in-depth x width-n_out.
+
+    Forward (2 din dout per example and layer), the backward passes to every layer's output
+    (C' of them: 1 for pNTK, n_out for trNTK; 2 din dout per example, pass and layer but the
+    first), and per layer and block pair (i <= j) the Gram products A_i A_j^T and G_i G_j^T
+    (2 b_i b_j (din + 1) and 2 b_i b_j C' dout)."""
+    dims = [n_in] + [width] * depth + [n_out]
+    layers = list(zip(dims[:-1], dims[1:]))                               # (din, dout)
+    c = 1 if kind == "pntk" else n_out
+    sizes = [min(block, n - s) for s in range(0, n, block)]
+    pairs = (n * n + sum(b * b for b in sizes)) / 2                       # sum_{i <= j} b_i b_j
+    fwd = n * sum(2 * i * o for i, o in layers)
+    bwd = n * c * sum(2 * i * o for i, o in layers[1:])
+    gram = pairs * sum(2 * (i + 1) + 2 * c * o for i, o in layers)
+    return float(fwd + bwd + gram)
+
+
+def peak_fraction(cfg, timed) -> pd.DataFrame:
+    """The headline structured MLP kernels' useful FLOP rate over the measured sgemm rate."""
+    g = timed[timed.section == "sgemm"]
+    if not len(g):
+        return pd.DataFrame()
+    peak = 2 * cfg.sgemm_n ** 3 / float(g["seconds"].iloc[0]) / 1e9
+    rows = []
+    for kind in ("pntk", "trntk"):
+        h = timed[(timed.section == "headline") & (timed.model == "mlp") & (timed.kind == kind)
+                  & (timed.method == "structured")]
+        flops = useful_flops(cfg.head_width, cfg.head_depth, cfg.head_n, kind, int(h["block"].iloc[0]))
+        sec = float(h["seconds"].iloc[0])
+        rows.append(dict(section="peak_fraction", model="mlp", width=cfg.head_width, depth=cfg.head_depth,
+                         n=cfg.head_n, kind=kind, method="structured", seconds=sec, useful_gflop=flops / 1e9,
+                         gflops=flops / sec / 1e9, peak_gflops=peak, peak_fraction=flops / sec / 1e9 / peak,
+                         threads=int(h["threads"].iloc[0])))
+    return pd.DataFrame(rows)
+
+
+def projection_error(cfg) -> pd.DataFrame:
     """Relative Frobenius error of proj-trNTK and proj-pNTK against the exact kernel, per K."""
     spec = dict(model="mlp", width=cfg.width_grid[0], depth=2, n_run=cfg.proj_n, seed=cfg.seed)
     model, x = build(spec)
@@ -305,13 +402,13 @@ def run(cfg, log=print) -> pd.DataFrame:
         if key not in memo:
             memo[key] = measure(spec) if cfg.isolate else _in_process(spec)
         row = _finish(spec, memo[key])
-        log(f"{row['section']:12s} {row['model']} w={row['width']} d={row['depth']} n={row['n']} {row['kind']} "
+        log(f"{row['section']:12s} {row['model']} w={row['width']} d={row['depth']} n={row['n']} {row['kind']:5s} "
             f"{row['method']:12s} {row['seconds']:8.2f}s {row['peak_mb']:8.1f} MB"
             + (f" (extrapolated from n={row['n_run']})" if row["extrapolated"] else "")
             + (f" rel_err={row['rel_err']:.2e}" if "rel_err" in row else ""))
         rows.append(row)
-    timed = pd.DataFrame(rows).drop(columns=["reps", "threads"], errors="ignore")
-    df = pd.concat([timed, agreement(cfg), projection(cfg)], ignore_index=True)
+    timed = pd.DataFrame(rows).drop(columns=["reps"])
+    df = pd.concat([timed, peak_fraction(cfg, timed), agreement(cfg), projection_error(cfg)], ignore_index=True)
     wall = pd.DataFrame([dict(section="wall", method="total", seconds=time.perf_counter() - t0)])
     return pd.concat([df, wall], ignore_index=True)
 

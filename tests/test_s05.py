@@ -36,6 +36,14 @@ def bench(good: bool = True) -> pd.DataFrame:
         for method, mb in (("jac_contract", 300.0), ("jac_layer", 120.0 if good else 310.0)):
             add(section="n", model="mlp", kind="pntk", method=method, seconds=1.0, n=n, n_run=n, width=512, depth=2,
                 peak_mb_run=mb)
+    for kind in ("pntk", "trntk"):
+        for method, sec in (("structured", 0.01), ("proj_gemm", 1.3), ("projected", 1.6 if good else 2.5)):
+            add(section="proj_cost", model="mlp", kind=kind, method=method, seconds=sec, n=48, n_run=48,
+                proj_dim=1024, threads=1, rel_err=0.03 if method == "projected" else np.nan)
+    add(section="proj_cost", model="mlp", kind="pntk", method="trak_basic", seconds=12.0 if good else 1.0, n=48,
+        n_run=48, proj_dim=1024, threads=1)
+    add(section="sgemm", model="none", method="sgemm", seconds=0.1, n=2048)
+    add(section="peak_fraction", model="mlp", kind="pntk", method="structured", seconds=0.1, peak_fraction=0.7)
     for sec in ("width", "depth", "cnn_n"):
         add(section=sec, model="mlp", kind="pntk", method="structured", seconds=0.1, n=250, n_run=250)
     for m in ("structured", "autodiff"):
@@ -53,7 +61,7 @@ def limits(good: bool = True) -> dict:
     return dict(multi_output_entk=e, biases_trntk=e, cnn_trntk=e, cnn_entk=e, layerwise_sum=e, layerwise_parts=5)
 
 
-IDS = [f"05.{i}" for i in range(1, 16)]
+IDS = [f"05.{i}" for i in range(1, 18)]
 
 
 def test_every_claim_holds_on_a_good_table():
@@ -72,14 +80,16 @@ def test_every_claim_fails_on_a_bad_table():
 def test_rows_without_data_are_left_out():
     df = bench(True)
     df = df[~df.section.isin(["extrap_check", "big_n"])].assign(peak_mb_run=np.nan)   # smoke: no memory
+    df = df[df.method != "trak_basic"]                                                   # traker not installed
     ids = [r.id for r in s05.claims({"bench": df, "limits": limits()}, CFG)]
-    assert "05.7" not in ids and "05.8" not in ids and "05.15" not in ids
+    assert "05.7" not in ids and "05.8" not in ids and "05.15" not in ids and "05.17" not in ids
 
 
 def test_projection_slope_is_measured():
     s = s05.summary(bench(True))
     assert s["proj_slope_pntk"] == pytest.approx(-0.5) and s["proj_slope_trntk"] == pytest.approx(-0.5)
     assert s["mlp_pntk_speedup"] == pytest.approx(900.0)
+    assert s["proj_cost"]["pntk"] == pytest.approx(1.6 / 1.31) and s["trak_over_projected"] == pytest.approx(7.5)
 
 
 def _write(df):

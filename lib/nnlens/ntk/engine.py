@@ -18,9 +18,9 @@ eval mode; theta every trainable parameter, P of them, in the model's own parame
   (eNTK entry-wise: K_cd / sqrt(K(x,x)_cc K(x',x')_dd)), so the constant factors above (1/C,
   sums vs means) cancel and every library gives the same normalized kernel.
 - ``proj_dim=K`` replaces every g by R^T g / sqrt(K), one seeded Rademacher matrix
-  R in {+-1}^{P x K} (the same R for every class; ``projection.py``), so the projected kernel
-  is an unbiased estimate of the exact one with relative error ~ K^-1/2 (proj-pNTK /
-  proj-trNTK of arXiv 2305.14585).
+  R in {+-1}^{P x K} (the same R for every class, drawn once per call; ``projection.py``
+  defines it exactly), so the projected kernel is an unbiased estimate of the exact one with
+  relative error ~ K^-1/2 (proj-pNTK / proj-trNTK of arXiv 2305.14585).
 
 A kind is one small spec (``Kind``): whether the logits are summed before differentiating
 (one backward pass, C' = 1) and whether class pairs are kept ((C, C) per entry) or only their
@@ -40,18 +40,21 @@ single-output MLPs; this one has none of those limits):
 
 Kernels are computed in row and column blocks of ``batch_size`` inputs; the per-example
 factors of column blocks are kept between row blocks while they fit in ``memory_budget``
-bytes, and recomputed beyond it.
+bytes, and recomputed beyond it. A call uses torch's current intra-op thread count, or
+``threads`` for its duration.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from .factors import Features, Gram, choose, diag, nbytes, pair
+from .factors import Features, Flat, Gram, choose, diag, nbytes, pair
 from .projection import project
 
 
@@ -76,29 +79,35 @@ METHODS = ("auto", "autodiff", "structured")
 MEMORY_BUDGET = 1 << 30     # default bytes of cached column-block factors
 
 
-def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, normalize, budget):
+def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, normalize, budget, progress):
     """Fill K block by block; column factors are cached while they fit in ``budget`` bytes."""
     sym = x2 is None
     x2 = x1 if sym else x2
     n1, n2 = len(x1), len(x2)
+    nb1, nb2 = math.ceil(n1 / bs), math.ceil(n2 / bs)
+    bar = _bar(progress, (nb1 if sym else nb1 + nb2) if proj_dim else nb1, kind)
 
-    def prep(xb):
-        fs = feat(xb)
-        if proj_dim:
-            return [project(fs, proj_dim, seed, feat.shapes)]
-        return [choose(f, kind) if isinstance(f, Gram) else f for f in fs]
+    if proj_dim:                                         # R drawn once for all inputs (projection.py)
+        z = project(feat, [x1] if sym else [x1, x2], proj_dim, seed, bs, budget, bar)   # [(N, C', K)]
+
+        def prep(xs, i):
+            return [Flat("projection", z[xs][i * bs:(i + 1) * bs])]
+    else:
+        def prep(xs, i):
+            fs = feat((x1, x2)[xs][i * bs:(i + 1) * bs])
+            return [choose(f, kind) if isinstance(f, Gram) else f for f in fs]
 
     def self_kernel(fs):
         d = sum(diag(f) for f in fs)                                    # (B, C')
         return d if kind.class_pairs else d.sum(1)                      # (B, C) or (B,)
 
     cache, used = {}, [0]
-    d2 = [None] * math.ceil(n2 / bs)
+    d2 = [None] * nb2
 
     def col(j):
         if j in cache:
             return cache[j]
-        fs = prep(x2[j * bs:(j + 1) * bs])
+        fs = prep(-1, j)
         if d2[j] is None:
             d2[j] = self_kernel(fs)
         size = nbytes(fs)
@@ -110,10 +119,10 @@ def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, n
     shape = (n1, n2, *((feat.n_out, feat.n_out) if kind.class_pairs else ()))
     out = {}
     d1 = []
-    for i in range(math.ceil(n1 / bs)):
-        f1 = col(i) if sym else prep(x1[i * bs:(i + 1) * bs])
+    for i in range(nb1):
+        f1 = col(i) if sym else prep(0, i)
         d1.append(d2[i] if sym else self_kernel(f1))
-        for j in range(i if sym else 0, math.ceil(n2 / bs)):
+        for j in range(i if sym else 0, nb2):
             f2 = f1 if (sym and j == i) else col(j)
             for a, b in zip(f1, f2):
                 key = a.name if layerwise else ""
@@ -124,6 +133,10 @@ def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, n
                 if sym and j != i:
                     out[key][j * bs:j * bs + blk.shape[1], i * bs:i * bs + len(blk)] += (
                         blk.permute(1, 0, 3, 2) if kind.class_pairs else blk.T)
+            if bar is not None and not proj_dim:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
     if normalize:
         r1, r2 = torch.cat(d1).clamp_min(0).sqrt(), torch.cat(d2).clamp_min(0).sqrt()
         if kind.class_pairs:
@@ -135,7 +148,17 @@ def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, n
     return out if layerwise else out[""]
 
 
-def _check(model, x1, x2, kind, method, proj_dim, layerwise, batch_size, memory_budget) -> Kind:
+def _bar(progress, total: int, kind: Kind):
+    """A tqdm.auto bar over kernel blocks (projection: input batches), or None.
+
+    progress None: on unless NNLENS_PROGRESS is 0, and shown only once the kernel has taken 2 s."""
+    if progress is False or (progress is None and os.environ.get("NNLENS_PROGRESS", "1") in ("0", "false", "no")):
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=f"ntk {kind.name}", unit="block", leave=False, delay=0 if progress else 2)
+
+
+def _check(model, x1, x2, kind, method, proj_dim, seed, layerwise, batch_size, memory_budget, threads) -> Kind:
     if isinstance(kind, Kind):
         spec = kind
     elif kind in KINDS:
@@ -162,6 +185,10 @@ def _check(model, x1, x2, kind, method, proj_dim, layerwise, batch_size, memory_
         raise NTKError("layerwise=True with proj_dim is not supported: one projection of all gradients "
                        "has cross-layer terms, so per-layer parts would not sum to the total; "
                        "use layerwise with the exact kernel (proj_dim=None)")
+    if proj_dim is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise NTKError(f"seed must be an int >= 0 (it seeds the projection), got {seed!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise NTKError(f"threads must be a positive int or None (keep torch's setting), got {threads!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise NTKError(f"batch_size must be a positive int, got {batch_size!r}")
     if not isinstance(memory_budget, int) or memory_budget < 0:
@@ -172,7 +199,7 @@ def _check(model, x1, x2, kind, method, proj_dim, layerwise, batch_size, memory_
 def kernel(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = None, *, kind: str | Kind = "trntk",
            normalize: bool = False, proj_dim: int | None = None, seed: int = 0, layerwise: bool = False,
            method: str = "auto", batch_size: int = 256, device=None, dtype=None,
-           memory_budget: int = MEMORY_BUDGET):
+           memory_budget: int = MEMORY_BUDGET, threads: int | None = None, progress: bool | None = None):
     """The empirical NTK of ``model`` between ``x1`` (N1, ...) and ``x2`` (N2, ...) (None: x1).
 
     ``kind``: a name in ``KINDS`` or a ``Kind``. Returns (N1, N2) for ``"pntk"``/``"trntk"``,
@@ -181,9 +208,12 @@ def kernel(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = None, *
     normalization). ``proj_dim``/``seed``: the seeded random projection (module docstring).
     The result lives on ``device`` (None: CUDA when available, else CPU) in ``dtype`` (None:
     the model's; a different dtype computes on a cast copy of the model and the inputs).
-    ``memory_budget``: bytes of per-example factors kept between kernel blocks.
+    ``memory_budget``: bytes of per-example factors kept at once (cached column blocks; the
+    inputs projected in one pass over R). ``threads``: torch's intra-op thread count for this
+    call (restored afterwards; None: the caller's, ``torch.get_num_threads()``). ``progress``: a
+    tqdm.auto bar over kernel blocks (None: when NNLENS_PROGRESS allows, after 2 s).
     """
-    spec = _check(model, x1, x2, kind, method, proj_dim, layerwise, batch_size, memory_budget)
+    spec = _check(model, x1, x2, kind, method, proj_dim, seed, layerwise, batch_size, memory_budget, threads)
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     p0 = next(p for p in model.parameters() if p.requires_grad)
     dtype = dtype or p0.dtype
@@ -194,7 +224,11 @@ def kernel(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = None, *
     x2 = cast(x2) if x2 is not None else None
     was_training = model.training
     model.eval()
-    try:
+    with contextlib.ExitStack() as stack:
+        if threads is not None:
+            stack.callback(torch.set_num_threads, torch.get_num_threads())
+            torch.set_num_threads(threads)
+        stack.callback(model.train, was_training)
         with torch.no_grad():
             y = model(x1[:1])
         if not torch.is_tensor(y) or y.dim() != 2 or y.shape[0] != 1:
@@ -203,6 +237,4 @@ def kernel(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = None, *
                            "(wrap a single-output model so it returns (N, 1))")
         feat = Features(model, spec, structured=method != "autodiff")   # auto: structured where it applies
         feat.n_out = y.shape[1]
-        return _stream(feat, x1, x2, spec, layerwise, proj_dim, seed, batch_size, normalize, memory_budget)
-    finally:
-        model.train(was_training)
+        return _stream(feat, x1, x2, spec, layerwise, proj_dim, seed, batch_size, normalize, memory_budget, progress)
