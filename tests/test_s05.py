@@ -45,12 +45,13 @@ def bench(good: bool = True) -> pd.DataFrame:
     add(section="sgemm", model="none", method="sgemm", seconds=0.1, n=2048)
     add(section="peak_fraction", model="mlp", kind="pntk", method="structured", seconds=0.1, peak_fraction=0.7)
     for sec in ("width", "depth", "cnn_n"):
-        add(section=sec, model="mlp", kind="pntk", method="structured", seconds=0.1, n=250, n_run=250)
+        add(section=sec, model="mlp", kind="pntk", method="structured", seconds=0.1, n=250, n_run=250, width=64,
+            depth=2)
     for m in ("structured", "autodiff"):
         add(section="agreement", model="mlp", kind="pntk", method=m, n=32, rel_err=7e-7 if good else 1e-4)
     for kind in ("pntk", "trntk"):
         for k in (16, 64, 256, 1024):
-            add(section="projection", model="mlp", kind=kind, method="structured", proj_dim=k,
+            add(section="projection", model="mlp", kind=kind, method="structured", proj_dim=k, n=100, seed=0,
                 rel_err=0.5 * k ** (-0.5 if good else -0.2))
     add(section="wall", method="total", seconds=250.0 if good else 700.0)
     return pd.DataFrame(rows)
@@ -116,3 +117,11 @@ def test_load_bench_reruns_for_another_config(monkeypatch):
     s05.load_bench(CFG, "default", log=lambda s: None)
     assert len(calls) == 1 and calls[0][-2:] == ["--profile", "default"]
     assert str(s05.BENCH_SCRIPT) in calls[0]
+
+
+def test_figures_draw_from_the_table():
+    import matplotlib.pyplot as plt
+    for fig in (s05.plot_scaling(bench(True)), s05.plot_projection(bench(True))):
+        assert len(fig.legends) + sum(bool(ax.get_legend()) for ax in fig.axes) >= 1
+        plt.close(fig)
+    assert len(s05.table(bench(True), "big_n")) == 1 and len(s05.projection_cost(bench(True))) == 2
