@@ -52,6 +52,7 @@ import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("NNLENS_PROGRESS", "0")          # no progress bars inside timed calls
 
 import pandas as pd  # noqa: E402
 import psutil  # noqa: E402

@@ -151,8 +151,9 @@ def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, n
 def _bar(progress, total: int, kind: Kind):
     """A tqdm.auto bar over kernel blocks (projection: input batches), or None.
 
-    progress None: on unless NNLENS_PROGRESS is 0, and shown only once the kernel has taken 2 s."""
-    if progress is False or (progress is None and os.environ.get("NNLENS_PROGRESS", "1") in ("0", "false", "no")):
+    progress None: on for two blocks or more unless NNLENS_PROGRESS is 0, shown once the kernel has taken 2 s."""
+    if progress is False or (progress is None and (total < 2 or os.environ.get("NNLENS_PROGRESS", "1")
+                                                   in ("0", "false", "no"))):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=f"ntk {kind.name}", unit="block", leave=False, delay=0 if progress else 2)

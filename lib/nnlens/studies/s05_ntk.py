@@ -121,9 +121,17 @@ _COLUMNS = {                                            # the columns each secti
 }
 
 
+def _ints(t: pd.DataFrame) -> pd.DataFrame:
+    """Sizes and counts as integers (the long CSV stores them as floats beside other sections' NaN)."""
+    for c in ("width", "depth", "n", "n_run", "threads", "proj_dim"):
+        if c in t and t[c].notna().all():
+            t[c] = t[c].astype(int)
+    return t
+
+
 def table(df, section: str) -> pd.DataFrame:
     """The rows of one benchmark section with the columns that matter for it."""
-    out = df[df.section == section][[c for c in _COLUMNS[section] if c in df]].reset_index(drop=True)
+    out = _ints(df[df.section == section][[c for c in _COLUMNS[section] if c in df]].reset_index(drop=True))
     if section == "big_n":
         out["extra_beyond_kernel_mb"] = out["peak_mb"] - out["kernel_mb"]
     return out
@@ -136,7 +144,7 @@ def layerwise_memory(df) -> pd.DataFrame:
            .unstack("method").reset_index())
     out.columns.name = None
     out["layer_over_full"] = out["jac_layer"] / out["jac_contract"]
-    return out
+    return _ints(out)
 
 
 def projection_cost(df) -> pd.DataFrame:
@@ -155,12 +163,14 @@ def projection_cost(df) -> pd.DataFrame:
     t.insert(0, "proj_dim", int(first["proj_dim"]))
     t.insert(0, "n", int(first["n"]))
     t.insert(0, "threads", int(first["threads"]))
-    return t.reset_index()
+    return t.reset_index()[["kind", "threads", "n", "proj_dim"] + [c for c in (
+        "structured", "proj_gemm", "projected", "trak_basic", "proj_over_exact_plus_gemm", "draw_and_rest_s",
+        "trak_over_projected", "projected_rel_err") if c in t]]
 
 
 def projection_error(df) -> pd.DataFrame:
     """Mean relative error of the projected kernels against the exact ones, per kind and K."""
-    return df[df.section == "projection"].groupby(["kind", "proj_dim"])["rel_err"].mean().reset_index()
+    return _ints(df[df.section == "projection"].groupby(["kind", "proj_dim"])["rel_err"].mean().reset_index())
 
 
 def _t(df, col="seconds", **sel) -> float:
