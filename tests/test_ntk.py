@@ -6,12 +6,9 @@ import torch
 import torch.nn as nn
 
 from nnlens import models, ntk
+from nnlens.utils import rel_error as rel
 
 F64 = torch.float64
-
-
-def rel(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 def _models():
@@ -134,6 +131,73 @@ def test_projection_unbiased_and_error_falls_as_one_over_sqrt_k():
     assert 2.5 <= err[16] / err[256] <= 6.0, err
 
 
+def explicit_r(model, k, seed, dtype=F64):
+    """The whole P x k matrix R, chunk by chunk, in the order of the trainable parameters."""
+    from nnlens.ntk import projection
+    blocks = []
+    for i, p in enumerate(q for q in model.parameters() if q.requires_grad):
+        d0, r = projection._view(tuple(p.shape))
+        rows = torch.zeros(d0, r, k, dtype=dtype)
+        for r0, r1, blk in projection.r_chunks(tuple(p.shape), k, seed, i, "cpu", dtype):
+            rows[r0:r1] = blk.permute(1, 0, 2)                                # chunk is (r, rows, k)
+        blocks.append(rows.reshape(d0 * r, k))
+    return torch.cat(blocks)                                                  # (P, k)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "resnet"])
+def test_projection_is_r_transpose_g(name):
+    """proj-eNTK against explicit Jacobians times the explicit R, float64."""
+    model, x1, x2 = MODELS[name]
+    m64 = copy.deepcopy(model).double()
+    params = [p for p in m64.parameters() if p.requires_grad]
+    m64.eval()
+
+    def jac(x):
+        rows = []
+        for xi in x.double():
+            out = m64(xi.unsqueeze(0))[0]
+            rows.append(torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(out[c], params, retain_graph=True)])
+                                     for c in range(len(out))]))
+        return torch.stack(rows)                                              # (N, C, P)
+
+    r = explicit_r(m64, 24, seed=5)                                           # (P, 24)
+    assert set(r.unique().tolist()) == {-1.0, 1.0} and abs(r.mean().item()) < 0.05
+    z1, z2 = jac(x1) @ r / 24 ** 0.5, jac(x2) @ r / 24 ** 0.5                # (N, C, 24)
+    ref = torch.einsum("nck,mdk->nmcd", z1, z2)
+    k = ntk.kernel(model, x1, x2, kind="entk", proj_dim=24, seed=5, dtype=F64, batch_size=2)
+    assert rel(k, ref) <= 1e-10
+
+
+def test_projection_independent_of_dtype_batch_and_budget():
+    from nnlens.ntk import projection
+    for shape, k in [((7, 5), 24), ((3,), 100), ((2, 3, 3, 3), 7)]:
+        for (_, _, a), (_, _, b) in zip(projection.r_chunks(shape, k, 1, 2, "cpu", torch.float32),
+                                        projection.r_chunks(shape, k, 1, 2, "cpu", F64)):
+            assert torch.equal(a.double(), b)
+    model, x1, x2 = MODELS["cnn"]
+    ref = ntk.kernel(model, x1, x2, kind="trntk", proj_dim=40, dtype=F64)
+    for kw in (dict(batch_size=1), dict(batch_size=2, memory_budget=0), dict(method="autodiff", batch_size=3)):
+        assert rel(ntk.kernel(model, x1, x2, kind="trntk", proj_dim=40, dtype=F64, **kw), ref) <= 1e-12
+    f32 = ntk.kernel(model, x1, x2, kind="trntk", proj_dim=40)
+    assert rel(f32, ref) <= 1e-5                                              # float32: the same R
+
+
+def test_threads_are_set_for_the_call_and_restored():
+    model, x1, _ = MODELS["mlp"]
+    before = torch.get_num_threads()
+    a = ntk.kernel(model, x1, kind="pntk", dtype=F64, threads=1)
+    assert torch.get_num_threads() == before
+    assert rel(a, ntk.kernel(model, x1, kind="pntk", dtype=F64)) <= 1e-12
+
+
+def test_progress_bar_changes_nothing(capsys):
+    model, x1, x2 = MODELS["mlp"]
+    for kw in (dict(), dict(proj_dim=16)):
+        a = ntk.kernel(model, x1, x2, dtype=F64, batch_size=2, progress=True, **kw)
+        assert torch.equal(a, ntk.kernel(model, x1, x2, dtype=F64, batch_size=2, progress=False, **kw))
+    assert "ntk trntk" in capsys.readouterr().err
+
+
 def test_projection_same_across_methods_and_seeded():
     model, x1, x2 = MODELS["cnn"]
     a = ntk.kernel(model, x1, x2, kind="pntk", proj_dim=32, seed=3, method="autodiff", dtype=F64)
@@ -157,6 +221,33 @@ def test_repeatable_and_model_untouched():
     assert ntk.kernel(model, x1, x2).dtype == torch.float32
 
 
+def test_kind_is_a_spec():
+    model, x1, x2 = MODELS["mlp"]
+    assert set(ntk.KINDS) == {"entk", "pntk", "trntk"}
+    assert ntk.KINDS["pntk"].sum_logits and ntk.KINDS["entk"].class_pairs and not ntk.KINDS["trntk"].class_pairs
+    same = ntk.Kind("my_trace", sum_logits=False, class_pairs=False)     # a spec works like its name
+    assert torch.equal(ntk.kernel(model, x1, x2, kind=same, dtype=F64), ntk.kernel(model, x1, x2, kind="trntk", dtype=F64))
+
+
+def test_memory_budget_changes_nothing_but_memory():
+    model, x1, _ = MODELS["cnn"]
+    for kw in (dict(kind="trntk"), dict(kind="pntk", proj_dim=16)):
+        a = ntk.kernel(model, x1, dtype=F64, batch_size=2, **kw)
+        b = ntk.kernel(model, x1, dtype=F64, batch_size=2, memory_budget=0, **kw)     # recompute every block
+        assert rel(b, a) <= 1e-14
+
+
+def test_auto_without_linear_or_conv_is_autodiff():
+    torch.manual_seed(2)
+    model = Tied()
+    model.lin.requires_grad_(False)
+    model.head.requires_grad_(False)                       # only the scalar parameter is trainable
+    x = torch.randn(5, 4)
+    a = ntk.kernel(model, x, kind="entk", method="auto", dtype=F64)
+    b = ntk.kernel(model, x, kind="entk", method="autodiff", dtype=F64)
+    assert torch.equal(a, b)
+
+
 def test_bad_inputs():
     model, x1, x2 = MODELS["mlp"]
     cases = [
@@ -166,6 +257,9 @@ def test_bad_inputs():
         (dict(proj_dim=0), "proj_dim"),
         (dict(proj_dim=8, layerwise=True), "layerwise"),
         (dict(batch_size=0), "batch_size"),
+        (dict(memory_budget=-1), "memory_budget"),
+        (dict(proj_dim=8, seed=-1), "seed"),
+        (dict(threads=0), "threads"),
     ]
     for kwargs, msg in cases:
         with pytest.raises(ntk.NTKError, match=msg):

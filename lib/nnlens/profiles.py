@@ -179,6 +179,10 @@ class Study05:
     agree_n: int = 32                         # inputs of the autodiff/structured agreement check
     isolate: bool = True                      # one subprocess per measurement (peak RSS); False: in-process, no memory
     repeats: int = 3                          # best-of repeats of the headline structured and unavoidable runs
+    proj_cost_n: int = 48                     # projection cost: inputs of the headline MLP ...
+    proj_cost_k: int = 1024                   # ... projected to this K (exact, projected, GEMM alone, TRAK)
+    sgemm_n: int = 2048                       # square sgemm timed for this machine's peak FLOP rate
+    threads: int = 1                          # torch threads of every timed measurement (recorded per row)
     seed: int = 0
 
 
@@ -221,7 +225,8 @@ _OVERRIDES: dict[str, dict[str, dict]] = {
         "smoke": dict(n_grid=(20, 40), cnn_n_grid=(16, 32), width_grid=(32, 64), depth_grid=(1, 2),
                       proj_dims=(16, 64, 256), proj_n=16, proj_seeds=2, head_width=64, head_depth=2, head_n=64,
                       cnn_width=4, cnn_n=32, big_n=0, baseline_max_n=32, baseline_direct_n=48, baseline_block=16,
-                      autodiff_max_n=40, agree_n=16, isolate=False, repeats=1),
+                      autodiff_max_n=40, agree_n=16, isolate=False, repeats=1, proj_cost_n=8, proj_cost_k=64,
+                      sgemm_n=256),
         "default": {},
         "paper": dict(n_grid=(1000, 5000, 20000), cnn_n_grid=(1000, 5000), width_grid=(512, 1024, 2048),
                       depth_grid=(1, 2, 4, 8), proj_dims=(256, 1024, 4096, 10240), baseline_max_n=512,

@@ -1,0 +1,127 @@
+"""Study 05's claims on hand-built benchmark tables: every row can hold and can fail."""
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnlens import paths, profiles
+from nnlens.studies import s05_ntk as s05
+
+CFG = profiles.load("05", "default")
+
+
+def bench(good: bool = True) -> pd.DataFrame:
+    """A benchmark table with every section the claims read; ``good=False`` misses every target."""
+    f = 1.0 if good else 2000.0
+    rows = []
+
+    def add(**kw):
+        rows.append({"profile": "default", "config": s05.config_id(CFG), "extrapolated": False, "peak_mb_run": np.nan,
+                     **kw})
+    for kind, base in (("pntk", 90.0), ("trntk", 1100.0)):
+        add(section="headline", model="mlp", kind=kind, method="structured", seconds=0.1 * f, n=1000, n_run=1000)
+        add(section="headline", model="mlp", kind=kind, method="unavoidable", seconds=0.095, n=1000, n_run=1000)
+        add(section="headline", model="mlp", kind=kind, method="jac_contract", seconds=base, n=1000, n_run=128,
+            extrapolated=True, rel_err=2e-7 if good else 3e-5)
+    add(section="headline", model="cnn", kind="trntk", method="structured", seconds=1.4 * f, n=500, n_run=500)
+    add(section="headline", model="cnn", kind="trntk", method="jac_contract", seconds=30.0, n=500, n_run=128,
+        extrapolated=True, rel_err=6e-7)
+    add(section="extrap_check", model="mlp", kind="pntk", method="jac_contract", seconds=3.9 * (1 if good else 2),
+        n=256, n_run=128, extrapolated=True)
+    add(section="extrap_check", model="mlp", kind="pntk", method="jac_contract", seconds=3.6, n=256, n_run=256)
+    add(section="big_n", model="mlp", kind="pntk", method="structured", seconds=26.0, n=20000, n_run=20000,
+        width=512, depth=3, peak_mb=1900.0 if good else 9000.0, kernel_mb=1526.0)
+    for n in (100, 250):
+        for method, mb in (("jac_contract", 300.0), ("jac_layer", 120.0 if good else 310.0)):
+            add(section="n", model="mlp", kind="pntk", method=method, seconds=1.0, n=n, n_run=n, width=512, depth=2,
+                peak_mb_run=mb)
+    for kind in ("pntk", "trntk"):
+        for method, sec in (("structured", 0.01), ("proj_gemm", 1.3), ("projected", 1.6 if good else 2.5)):
+            add(section="proj_cost", model="mlp", kind=kind, method=method, seconds=sec, n=48, n_run=48,
+                proj_dim=1024, threads=1, rel_err=0.03 if method == "projected" else np.nan)
+    add(section="proj_cost", model="mlp", kind="pntk", method="trak_basic", seconds=12.0 if good else 1.0, n=48,
+        n_run=48, proj_dim=1024, threads=1)
+    add(section="sgemm", model="none", method="sgemm", seconds=0.1, n=2048)
+    add(section="peak_fraction", model="mlp", kind="pntk", method="structured", seconds=0.1, peak_fraction=0.7)
+    for sec in ("width", "depth", "cnn_n"):
+        add(section=sec, model="mlp", kind="pntk", method="structured", seconds=0.1, n=250, n_run=250, width=64,
+            depth=2)
+    for m in ("structured", "autodiff"):
+        add(section="agreement", model="mlp", kind="pntk", method=m, n=32, rel_err=7e-7 if good else 1e-4)
+    for kind in ("pntk", "trntk"):
+        for k in (16, 64, 256, 1024):
+            add(section="projection", model="mlp", kind=kind, method="structured", proj_dim=k, n=100, seed=0,
+                rel_err=0.5 * k ** (-0.5 if good else -0.2))
+    add(section="wall", method="total", seconds=250.0 if good else 700.0)
+    return pd.DataFrame(rows)
+
+
+def limits(good: bool = True) -> dict:
+    e = 1e-16 if good else 1e-3
+    return dict(multi_output_entk=e, biases_trntk=e, cnn_trntk=e, cnn_entk=e, layerwise_sum=e, layerwise_parts=5)
+
+
+IDS = [f"05.{i}" for i in range(1, 18)]
+
+
+def test_every_claim_holds_on_a_good_table():
+    rows = s05.claims({"bench": bench(True), "limits": limits(True)}, CFG)
+    assert [r.id for r in rows] == IDS
+    assert all(r.holds for r in rows), [r for r in rows if not r.holds]
+    assert all(isinstance(r.holds, bool) for r in rows)
+
+
+def test_every_claim_fails_on_a_bad_table():
+    rows = s05.claims({"bench": bench(False), "limits": limits(False)}, CFG)
+    assert [r.id for r in rows] == IDS
+    assert not any(r.holds for r in rows), [r for r in rows if r.holds]
+
+
+def test_rows_without_data_are_left_out():
+    df = bench(True)
+    df = df[~df.section.isin(["extrap_check", "big_n"])].assign(peak_mb_run=np.nan)   # smoke: no memory
+    df = df[df.method != "trak_basic"]                                                   # traker not installed
+    ids = [r.id for r in s05.claims({"bench": df, "limits": limits()}, CFG)]
+    assert "05.7" not in ids and "05.8" not in ids and "05.15" not in ids and "05.17" not in ids
+
+
+def test_projection_slope_is_measured():
+    s = s05.summary(bench(True))
+    assert s["proj_slope_pntk"] == pytest.approx(-0.5) and s["proj_slope_trntk"] == pytest.approx(-0.5)
+    assert s["mlp_pntk_speedup"] == pytest.approx(900.0)
+    assert s["proj_cost"]["pntk"] == pytest.approx(1.6 / 1.31) and s["trak_over_projected"] == pytest.approx(7.5)
+
+
+def _write(df):
+    path = paths.bench_dir() / "ntk.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_load_bench_reads_a_table_of_its_config(monkeypatch):
+    _write(bench(True))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not rerun the benchmark"))
+    assert len(s05.load_bench(CFG, "default", log=lambda s: None)) == len(bench(True))
+
+
+def test_load_bench_reruns_for_another_config(monkeypatch):
+    _write(bench(True).assign(config="0123456789ab"))
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        _write(bench(True))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    s05.load_bench(CFG, "default", log=lambda s: None)
+    assert len(calls) == 1 and calls[0][-2:] == ["--profile", "default"]
+    assert str(s05.BENCH_SCRIPT) in calls[0]
+
+
+def test_figures_draw_from_the_table():
+    import matplotlib.pyplot as plt
+    for fig in (s05.plot_scaling(bench(True)), s05.plot_projection(bench(True))):
+        assert len(fig.legends) + sum(bool(ax.get_legend()) for ax in fig.axes) >= 1
+        plt.close(fig)
+    assert len(s05.table(bench(True), "big_n")) == 1 and len(s05.projection_cost(bench(True))) == 2
