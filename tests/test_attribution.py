@@ -134,10 +134,11 @@ def test_kernel_suite_blocks_match_engine():
 def test_poisoning_study_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("NNLENS_CACHE", str(tmp_path))
     from nnlens import train
+    from nnlens.studies import s02_entk
 
     ds = data.load("digits", 150, 60, seed=0)
     spec = models.spec_for("mlp", ds, width=32)
-    out = attribution.poisoning_study(spec, ds, train.TrainConfig(epochs=15, lr=0.05, batch_size=32), fraction=0.1,
+    out = s02_entk.poisoning_study(spec, ds, train.TrainConfig(epochs=15, lr=0.05, batch_size=32), fraction=0.1,
                                       target=0, trigger_size=3, n_attack=10, topk=5, proj_dim=16,
                                       kinds=("trntk", "em"))
     assert out["n_poison"] == 15 and 0 <= out["clean_acc"] <= 1 and 0 <= out["attack_success"] <= 1

@@ -91,10 +91,3 @@ def test_faithfulness_tad():
     assert row["acc_net"] == 0.75 and row["acc_sur"] == 1.0
     assert row["tad"] == pytest.approx(0.25)
     assert -1 <= row["tau"] <= 1 and row["n_dropped"] == 0
-
-
-def test_loglog_slope_and_relative_error():
-    k = np.array([16, 64, 256, 1024])
-    assert surrogates.loglog_slope(k, 3.0 / np.sqrt(k)) == pytest.approx(-0.5)
-    a = np.eye(3)
-    assert surrogates.relative_error(a * 1.1, a) == pytest.approx(0.1)

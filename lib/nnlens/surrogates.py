@@ -33,11 +33,7 @@ from scipy.stats import kendalltau
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-
-def _np(a) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a, dtype=np.float64)
+from .utils import to_numpy
 
 
 def normalize(K, diag1, diag2) -> np.ndarray:
@@ -45,7 +41,7 @@ def normalize(K, diag1, diag2) -> np.ndarray:
 
     K: (N1, N2); diag1: (N1,) = K(x_i, x_i); diag2: (N2,). Returns (N1, N2) float64.
     """
-    K, d1, d2 = _np(K), _np(diag1), _np(diag2)
+    K, d1, d2 = to_numpy(K), to_numpy(diag1), to_numpy(diag2)
     if K.shape != (len(d1), len(d2)):
         raise ValueError(f"kernel {K.shape} does not match diagonals ({len(d1)},), ({len(d2)},)")
     return K / np.sqrt(np.clip(d1, 1e-300, None))[:, None] / np.sqrt(np.clip(d2, 1e-300, None))[None, :]
@@ -58,7 +54,7 @@ def kernel_scale(K_train) -> float:
     rescales the L2 penalty of the kGLM; it keeps the geometry of the raw kernel
     (per-point magnitudes), which is what the normalization claim is about.
     """
-    return float(np.mean(np.diag(_np(K_train))))
+    return float(np.mean(np.diag(to_numpy(K_train))))
 
 
 @dataclass
@@ -78,7 +74,7 @@ class KGLM:
 
     def fit(self, K_train, y_train) -> "KGLM":
         """K_train: (N_train, N_train) kernel between training points; y_train: (N_train,) labels."""
-        K, y = _np(K_train), _np(y_train).astype(np.int64)
+        K, y = to_numpy(K_train), to_numpy(y_train).astype(np.int64)
         if K.ndim != 2 or K.shape[0] != len(y):
             raise ValueError(f"K_train must be (N_train, N_train) matching y_train ({len(y)},), got {K.shape}")
         self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol, random_state=self.seed)
@@ -92,7 +88,7 @@ class KGLM:
 
     def logits(self, K_test) -> np.ndarray:
         """K_test: (N_test, N_train) -> logits (N_test, C)."""
-        return _np(K_test) @ self.W.T + self.b
+        return to_numpy(K_test) @ self.W.T + self.b
 
     def predict_proba(self, K_test) -> np.ndarray:
         """(N_test, C) softmax probabilities."""
@@ -111,8 +107,8 @@ def kernel_svm(K_train, y_train, K_test, C: float = 1.0, seed: int = 0) -> np.nd
     K_train: (N_train, N_train); K_test: (N_test, N_train).
     """
     svm = SVC(kernel="precomputed", C=C, random_state=seed)
-    svm.fit(_np(K_train), _np(y_train).astype(np.int64))
-    return svm.predict(_np(K_test))
+    svm.fit(to_numpy(K_train), to_numpy(y_train).astype(np.int64))
+    return svm.predict(to_numpy(K_test))
 
 
 def true_class_prob(logits, y, dtype=torch.float64) -> np.ndarray:
@@ -132,7 +128,7 @@ def kendall_tau(p_net, p_sur, drop_saturated: bool = True) -> tuple[float, int]:
     With ``drop_saturated`` points where either probability is exactly 0 or 1
     are dropped (ties at saturation carry no ranking information).
     """
-    a, b = _np(p_net), _np(p_sur)
+    a, b = to_numpy(p_net), to_numpy(p_sur)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"need two (N,) vectors of the same length, got {a.shape} and {b.shape}")
     keep = np.ones(len(a), bool)
@@ -151,13 +147,13 @@ def faithfulness(net_logits, sur_logits, y, net_pred=None, sur_pred=None) -> dic
     kGLM's ``logits``); y: (N,) true labels. Both true-class probabilities are
     float64 softmaxes of the logits. Returns {"tau", "n_dropped", "acc_net", "acc_sur", "tad"}.
     """
-    y = _np(y).astype(np.int64)
-    sur_logits = _np(sur_logits)
+    y = to_numpy(y).astype(np.int64)
+    sur_logits = to_numpy(sur_logits)
     p_net = true_class_prob(net_logits, y)
     p_sur = true_class_prob(sur_logits, y)
     tau, dropped = kendall_tau(p_net, p_sur)
-    net_pred = _np(net_logits).argmax(1) if net_pred is None else _np(net_pred)
-    sur_pred = sur_logits.argmax(1) if sur_pred is None else _np(sur_pred)
+    net_pred = to_numpy(net_logits).argmax(1) if net_pred is None else to_numpy(net_pred)
+    sur_pred = sur_logits.argmax(1) if sur_pred is None else to_numpy(sur_pred)
     acc_net, acc_sur = float((net_pred == y).mean()), float((sur_pred == y).mean())
     return {"tau": tau, "n_dropped": dropped, "acc_net": acc_net, "acc_sur": acc_sur, "tad": acc_sur - acc_net}
 
@@ -172,21 +168,9 @@ def evaluate_kernel(K_train, K_test, y_train, y_test, net_logits, C: float = 1.0
     kglm = KGLM(C=C, seed=seed).fit(K_train, y_train)
     row = faithfulness(net_logits, kglm.logits(K_test), y_test)
     svm_pred = kernel_svm(K_train, y_train, K_test, C=svm_c, seed=seed)
-    row["acc_svm"] = float((svm_pred == _np(y_test)).mean())
+    row["acc_svm"] = float((svm_pred == to_numpy(y_test)).mean())
     row["tad_svm"] = row["acc_svm"] - row["acc_net"]
     return row, kglm
-
-
-# ------------------------------------------------------------------ kernel approximation
-def relative_error(K_approx, K_exact) -> float:
-    """Relative Frobenius error ‖K_approx − K_exact‖_F / ‖K_exact‖_F of two (N1, N2) kernels."""
-    a, b = _np(K_approx), _np(K_exact)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-def loglog_slope(k, err) -> float:
-    """Least-squares slope of log(err) against log(k) (≈ −1/2 for a random projection)."""
-    return float(np.polyfit(np.log(_np(k)), np.log(_np(err)), 1)[0])
 
 
 def faithfulness_table(suite: dict, y_train, y_test, net_logits, C: float = 1.0, svm_c: float = 1.0,
