@@ -142,5 +142,8 @@ def test_poisoning_study_end_to_end(tmp_path, monkeypatch):
                                       target=0, trigger_size=3, n_attack=10, topk=5, proj_dim=16,
                                       kinds=("trntk", "em"))
     assert out["n_poison"] == 15 and 0 <= out["clean_acc"] <= 1 and 0 <= out["attack_success"] <= 1
+    assert 0 < out["n_scored"] <= 10                                  # only successful attacks are scored
     assert [r["kernel"] for r in out["rows"]] == ["trntk", "em"]
+    assert out["per_image"][("trntk", "cv")]["auc"].shape == (out["n_scored"],)
     assert all(0 <= r["precision_at_k"] <= 1 and 0 <= r["auc"] <= 1 for r in out["rows"])
+
