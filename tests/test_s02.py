@@ -45,12 +45,21 @@ def _poison_pairs(bad=None):
     return pd.DataFrame(rows)
 
 
+def _lds(lo_em=0.02, lo_trak=0.02, proj=0.01):
+    return pd.DataFrame([
+        {"a": "trntk", "b": "em", "diff": lo_em + 0.05, "lo": lo_em, "hi": lo_em + 0.1},
+        {"a": "trntk", "b": "ck", "diff": 0.1, "lo": 0.05, "hi": 0.15},
+        {"a": "trntk", "b": "trak", "diff": lo_trak + 0.05, "lo": lo_trak, "hi": lo_trak + 0.1},
+        {"a": f"proj_trntk@{KMAX}", "b": "trntk", "diff": proj, "lo": proj - 0.01, "hi": proj + 0.01}])
+
+
 def _results(**kw):
     err = pd.DataFrame({"kernel": ["trntk", "trntk", "pntk", "pntk"], "k": [32, 512, 32, 512],
                         "mean": [0.2, 0.05, 0.2, 0.05], "std": 0.0,
                         "slope": [kw.get("slope", -0.5)] * 2 + [-0.5] * 2})
     return {"main": MAIN, "faith": kw.get("faith", _faith()), "paired": kw.get("paired", _paired()),
-            "proj_error": err, "poison_pairs": kw.get("poison_pairs", _poison_pairs())}
+            "proj_error": err, "poison_pairs": kw.get("poison_pairs", _poison_pairs()),
+            "lds_paired": kw.get("lds", _lds())}
 
 
 def _verdicts(results):
@@ -59,7 +68,7 @@ def _verdicts(results):
 
 def test_every_claim_holds_on_good_results():
     rows = study.claims(_results(), CFG)
-    assert [r.id for r in rows] == [f"02.{i}" for i in range(1, 6)]
+    assert [r.id for r in rows] == [f"02.{i}" for i in range(1, 9)]
     assert all(r.holds for r in rows), rows
     assert "ceiling" in rows[0].value                                    # the binary setting at 1.000 is not judged
 
@@ -75,6 +84,9 @@ def test_every_claim_holds_on_good_results():
     ("02.4", _results(paired=_paired(proj_gap=2 * study.PROJ_TAU_GAP))),
     ("02.5", _results(poison_pairs=_poison_pairs(bad=(0, {"p_value": 0.2})))),
     ("02.5", _results(poison_pairs=_poison_pairs(bad=(3, {"diff": -0.01})))),   # precision@k disagrees with AUC
+    ("02.6", _results(lds=_lds(lo_em=-0.01))),
+    ("02.7", _results(lds=_lds(lo_trak=-0.01))),
+    ("02.8", _results(lds=_lds(proj=-2 * study.LDS_TRACK_GAP))),
 ])
 def test_each_claim_can_fail(claim, results):
     v = _verdicts(results)

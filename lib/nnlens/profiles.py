@@ -87,6 +87,11 @@ class Study02:
     poison_recipes: tuple = ("cv", "sgd_1e-2")  # kGLMs of the poisoning attribution (the paper's used α = 1e-2)
     topk: int = 10                    # precision@k of poisoned training points
     n_explain: int = 3                # test images in the explain-by-example figure
+    lds_subsets: int = 50             # LDS: networks retrained on random subsets of the training set
+    lds_fraction: float = 0.5         # LDS: each subset's share of the training set
+    lds_seed: int = 0                 # LDS: seed of the subsets (and of TRAK's projection)
+    lds_jobs: int = 2                 # LDS: parallel training processes
+    trak_proj_dim: int = 256          # TRAK's projection dimension K (< N_train, so ΦᵀΦ is invertible)
 
 
 # --------------------------------------------------------------------------- 03
@@ -186,10 +191,10 @@ _OVERRIDES: dict[str, dict[str, dict]] = {
                       k_max=2048, pool=0),
     },
     "02": {
-        "smoke": dict(n_train=160, n_test=80, width=4, epochs=3, seeds=(0, 1), proj_dims=(16, 64),
+        "smoke": dict(n_train=160, n_test=80, width=4, epochs=3, seeds=(0,), proj_dims=(16, 64),
                       n_proj_error=80, binary_models=("mlp",), mlp_width=32, binary_epochs=5, n_attack=40,
-                      topk=5, n_explain=2, recipes=("cv", "sgd_1e-4"), kglm_cs=(1.0,), n_boot=200,
-                      poison_seeds=(0, 1)),
+                      topk=5, n_explain=2, recipes=("cv", "sgd_1e-4"), kglm_cs=(1.0,), n_boot=100,
+                      poison_seeds=(0, 1), lds_subsets=6, lds_jobs=1, trak_proj_dim=64),
         "default": {},
         "paper": dict(dataset="cifar10", model="resnet18", n_train=0, n_test=0, width=64, epochs=200, lr=0.1,
                       proj_dims=(2560, 5120, 10240), n_proj_error=2000, n_attack=1000, binary_epochs=50,

@@ -4,7 +4,7 @@ The study's drivers, its claims and its figures; the reusable pieces live in the
 concept modules: kernels (trNTK, pNTK, their projections) in ``nnlens.ntk``, the
 baseline kernels (Em, CK, Grad-Cos), the kernel suite and attribution scores in
 ``nnlens.attribution``, kGLM recipes / SVM surrogates and faithfulness in
-``nnlens.surrogates``.
+``nnlens.surrogates``, the linear datamodeling score in ``nnlens.datamodels``.
 
 Steps the notebook calls in order:
 
@@ -17,10 +17,14 @@ Steps the notebook calls in order:
    with a bootstrap CI over test points), ``projection_error_table``.
 4. ``poisoning_runs(cfg, setting)``: trigger-poison, retrain, rank training points for
    the triggered test images the network assigns to the target class.
-5. ``claims(results, cfg)``: one ledger row per paper claim, thresholds below.
+5. ``lds_runs(cfg, setting, main_runs)``: beyond the paper, the linear datamodeling score of
+   every kernel's kGLM attributions and of TRAK against networks retrained on random halves
+   of the training set (``sweeps.run``, cached job by job).
+6. ``claims(results, cfg)``: one ledger row per claim (02.1-02.5 the paper's, 02.6-02.8 LDS),
+   thresholds below.
 
-Figures: ``plot_tau_tad``, ``plot_tau_paired``, ``plot_tau_binary``,
-``plot_projection_error``, ``plot_poisoning``, ``plot_explanations``.
+Figures (``s02_plots``, re-exported here): ``plot_tau_tad``, ``plot_tau_paired``, ``plot_tau_binary``,
+``plot_projection_error``, ``plot_poisoning``, ``plot_explanations``, ``plot_lds``.
 """
 from __future__ import annotations
 
@@ -29,7 +33,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from .. import attribution, data, models, ntk, reports, surrogates, train, utils
 
@@ -55,6 +58,12 @@ PROJ_TAU_GAP = 0.02
 # t-test across seeds at this level, under both poisoning recipes (ours and the paper's α = 1e-2).
 ALPHA = 0.05
 NTK_KERNELS = ("trntk", "pntk", "proj_trntk", "proj_pntk")
+# 02.6-02.8 (beyond the paper, LDS): "beats" = the 95 % bootstrap CI (over test points) of the paired
+# LDS difference lies above LDS_MARGIN; "tracks" = |LDS(proj-trNTK) − LDS(trNTK)| <= LDS_TRACK_GAP, the
+# same tolerance as 02.4's τ gap (a Spearman correlation on the same scale as τ).
+LDS_MARGIN = 0.0
+LDS_TRACK_GAP = 0.02
+LDS_KERNELS = ("trntk", "pntk", "trntk0", "proj_trntk", "proj_pntk", "em", "ck", "gradcos")
 
 
 # ------------------------------------------------------------------ settings
@@ -143,11 +152,12 @@ def fit_surrogates(suite: dict, y_train, recipes, *, seed: int = 0, Cs=surrogate
     return out
 
 
-def surrogate_study(model, ds, cfg, seed: int, chosen: dict | None = None) -> dict:
+def surrogate_study(model, ds, cfg, seed: int, chosen: dict | None = None, proj_error: bool = True) -> dict:
     """Every kernel of one trained model, its kGLMs (per recipe) and SVM, faithfulness and projection errors.
 
     Kernels are computed once (projections at K = max(cfg.proj_dims) for the surrogates);
-    ``chosen`` {kernel: C} fixes the ``cv`` recipe's C (see ``fit_surrogates``).
+    ``chosen`` {kernel: C} fixes the ``cv`` recipe's C (see ``fit_surrogates``); ``proj_error=False``
+    skips the projection-error grid (only the 10-class setting's enters a claim).
     Returns {"rows": one per (kernel, recipe), "proj_error": rows, "suite", "kglms"
     {(kernel, recipe): model}, "logits" (N_test, C), "p_net" (N_test,), "p_sur" {(kernel, recipe): (N_test,)}}.
     """
@@ -169,7 +179,7 @@ def surrogate_study(model, ds, cfg, seed: int, chosen: dict | None = None) -> di
             row.update(kernel=name, recipe=r, C=getattr(kg, "C", np.nan), acc_svm=acc_svm,
                        tau_class1=surrogates.class1_tau(logits, z) if binary else np.nan)
             rows.append(row)
-    err = projection_error_grid(model, ds.x_train[:cfg.n_proj_error], suite, cfg.proj_dims, seed)
+    err = projection_error_grid(model, ds.x_train[:cfg.n_proj_error], suite, cfg.proj_dims, seed) if proj_error else []
     return {"rows": rows, "proj_error": err, "suite": suite, "kglms": kglms, "logits": logits,
             "p_net": surrogates.true_class_margin(logits, ds.y_test), "p_sur": p_sur}
 
@@ -195,7 +205,7 @@ def faithfulness_runs(cfg, sets: dict[str, Setting]) -> dict:
         chosen: dict = {}      # C per kernel, cross-validated on the first seed's network, reused for the others
         for seed in cfg.seeds:
             fit = train.fit(s.spec, s.ds, train_config(cfg, seed, s.epochs, s.batch_size), progress=False)
-            r = surrogate_study(fit.model, s.ds, cfg, seed, chosen)
+            r = surrogate_study(fit.model, s.ds, cfg, seed, chosen, proj_error=name == main)
             faith += [{"setting": name, "seed": seed, **row} for row in r["rows"]]
             proj_err += [{"setting": name, "seed": seed, **row} for row in r["proj_error"]]
             nets.append({"setting": name, "seed": seed, "n_train": len(s.ds.y_train), "n_test": len(s.ds.y_test),
@@ -301,100 +311,12 @@ def projection_error_table(proj_err: pd.DataFrame, setting: str) -> pd.DataFrame
     return err
 
 
-# ------------------------------------------------------------------ poisoning
-def poisoning_study(spec: dict, ds, tcfg, *, fraction: float, target: int, trigger_size: int, n_attack: int,
-                    topk: int, proj_dim: int, recipes=("cv",), seed: int = 0, Cs=surrogates.C_GRID, folds: int = 3,
-                    kinds=("trntk", "pntk", "em", "ck", "gradcos"), chosen: dict | None = None) -> dict:
-    """Train on a trigger-poisoned copy of ``ds``, then rank training points for successful attacks.
-
-    Attack success is measured on every triggered test image of a non-target class.
-    Attribution is scored only on the first ``n_attack`` triggered images the network
-    assigns to the target class (a failed attack has no poisoned cause to find): each
-    kernel's kGLM per recipe (fitted to the poisoned training labels the network saw)
-    scores training points by their contribution to the target logit.
-    Returns {"clean_acc", "attack_success", "n_poison", "n_scored", "rows" (per kernel and
-    recipe: mean precision_at_k and auc), "per_image" {(kernel, recipe): {"auc", "precision_at_k"} (n_scored,)}}.
-    """
-    pds, idx = data.poison(ds, fraction, target, trigger_size, seed)
-    model = train.fit(spec, pds, tcfg, progress=False).model
-    clean_acc = float((utils.forward(model, ds.x_test).argmax(1) == ds.y_test).float().mean())
-    keep = ds.y_test != target
-    x_trig = data.add_trigger(ds.x_test[keep], trigger_size, *data.trigger_values(ds))
-    pred_trig = utils.forward(model, x_trig).argmax(1)
-    success = attribution.attack_success(pred_trig, ds.y_test[keep], target)
-    hit = (pred_trig == target).nonzero().flatten()[:n_attack]
-    x_att, pred_att = x_trig[hit], pred_trig[hit]
-    out = {"clean_acc": clean_acc, "attack_success": success, "n_poison": int(len(idx)), "n_scored": int(len(hit)),
-           "rows": [], "per_image": {}}
-    if len(hit) == 0:
-        return out
-    suite = attribution.kernel_suite(model, pds.x_train, pds.y_train, x_att, proj_dims=(proj_dim,), seed=seed,
-                                     kinds=kinds, test_labels=pred_att)
-    is_poison = np.zeros(len(pds.y_train), bool)
-    is_poison[idx] = True
-    kglms = fit_surrogates(suite, pds.y_train, recipes, seed=seed, Cs=Cs, folds=folds, chosen=chosen)
-    for (name, r), kg in kglms.items():
-        scores = attribution.contributions(_recipe_kernels(name, *suite[name], r)[1], kg.W, pred_att.numpy())
-        m = {"auc": attribution.detection_auc(scores, is_poison),
-             "precision_at_k": attribution.precision_at_k(scores, is_poison, topk)}   # (n_scored,) each
-        out["per_image"][(name, r)] = m
-        out["rows"].append({"kernel": name, "recipe": r, "precision_at_k": float(m["precision_at_k"].mean()),
-                            "auc": float(m["auc"].mean())})
-    return out
-
-
-def poisoning_runs(cfg, s: Setting) -> dict:
-    """``poisoning_study`` per poisoning seed on setting ``s``.
-
-    Returns {"attack": per seed (clean accuracy, attack success, poisoned and scored points),
-    "rows": per (seed, kernel, recipe), "table": mean and std per (kernel, recipe),
-    "pairs": ``poisoning_pairs``}.
-    """
-    kmax = max(cfg.proj_dims)
-    chosen: dict = {}          # C per kernel, cross-validated on the first poisoning seed, reused for the others
-    runs = [poisoning_study(s.spec, s.ds, train_config(cfg, seed), fraction=cfg.poison_fraction,
-                            target=cfg.target_class, trigger_size=cfg.trigger_size, n_attack=cfg.n_attack,
-                            topk=cfg.topk, proj_dim=kmax, recipes=cfg.poison_recipes, seed=seed, Cs=cfg.kglm_cs,
-                            folds=cfg.cv_folds, chosen=chosen)
-            for seed in cfg.poison_seeds]
-    attack = pd.DataFrame([{"seed": seed} | {k: v for k, v in p.items() if k not in ("rows", "per_image")}
-                           for p, seed in zip(runs, cfg.poison_seeds)])
-    rows = pd.DataFrame([{"seed": seed, **row} for p, seed in zip(runs, cfg.poison_seeds) for row in p["rows"]])
-    table = surrogates.summarize(rows, ["kernel", "recipe"], ["precision_at_k", "auc"])
-    return {"attack": attack, "rows": rows, "table": table, "pairs": poisoning_pairs(rows, cfg.poison_recipes)}
-
-
-def poisoning_pairs(rows: pd.DataFrame, recipes) -> pd.DataFrame:
-    """trNTK minus Em and CK per seed (mean over scored images), with a one-sided paired t-test across seeds.
-
-    rows: per (seed, kernel, recipe) with "auc" and "precision_at_k". One row per
-    (recipe, metric, baseline): mean difference, its per-seed values and the p-value
-    (``scipy.stats.ttest_rel(..., alternative="greater")``; NaN with fewer than two seeds).
-    """
-    out = []
-    for r in recipes:
-        g = rows[rows["recipe"] == r].pivot(index="seed", columns="kernel")
-        for metric in ("auc", "precision_at_k"):
-            for b in ("em", "ck"):
-                a_v, b_v = g[metric]["trntk"].to_numpy(), g[metric][b].to_numpy()
-                d = a_v - b_v
-                if len(d) < 2:
-                    p = np.nan
-                elif d.std() == 0:                       # t undefined: all seeds agree exactly
-                    p = 0.0 if d[0] > 0 else 1.0
-                else:
-                    p = float(stats.ttest_rel(a_v, b_v, alternative="greater").pvalue)
-                out.append({"recipe": r, "metric": metric, "baseline": b, "diff": float(d.mean()), "p_value": p,
-                            "per_seed": " ".join(f"{v:+.3f}" for v in d)})
-    return pd.DataFrame(out)
-
-
 # ------------------------------------------------------------------ claims
 def _fmt_pair(row) -> str:
     return f"{row['diff']:+.3f} [{row['lo']:+.3f}, {row['hi']:+.3f}]"
 
 
-LABEL = {"trntk": "trNTK", "trntk0": "trNTK⁰", "pntk": "pNTK", "em": "Em", "ck": "CK", "gradcos": "Grad-Cos",
+LABEL = {"trak": "TRAK", "trntk": "trNTK", "trntk0": "trNTK⁰", "pntk": "pNTK", "em": "Em", "ck": "CK", "gradcos": "Grad-Cos",
          "proj_trntk": "proj-trNTK", "proj_pntk": "proj-pNTK"}
 
 
@@ -409,7 +331,7 @@ def claims(results: dict, cfg) -> list[reports.Row]:
 
     results: {"main": name of the 10-class setting, "faith": per-seed rows of
     ``faithfulness_runs``, "paired": ``paired_tau_table``, "proj_error": ``projection_error_table``,
-    "poison_pairs": ``poisoning_pairs``}. Recipes judged: ``JUDGED_RECIPES`` for 02.1-02.4,
+    "poison_pairs": ``poisoning_pairs``, optionally "lds_paired": ``lds_runs``'s "paired"}. Recipes judged: ``JUDGED_RECIPES`` for 02.1-02.4,
     ``cfg.poison_recipes`` for 02.5.
     """
     main, faith, paired = results["main"], results["faith"], results["paired"]
@@ -482,9 +404,33 @@ def claims(results: dict, cfg) -> list[reports.Row]:
             f"{r['diff']:+.3f} (p {r['p_value']:.3f})" for _, r in pp.iterrows()),
         f"ALPHA: every difference > 0 with p < {ALPHA}, for AUC and precision@{cfg.topk}, against Em and CK, "
         f"under recipes " + " and ".join(cfg.poison_recipes), ok5))
+    if "lds_paired" in results:
+        rows += lds_claims(results["lds_paired"])
     return rows
 
 
-# ------------------------------------------------------------------ figures (in s02_plots, exported here for the notebook)
-from .s02_plots import (plot_explanations, plot_poisoning, plot_projection_error,  # noqa: E402,F401
+def lds_claims(paired: pd.DataFrame) -> list[reports.Row]:
+    """Rows 02.6-02.8 (beyond the paper): trNTK against Em, CK and TRAK on LDS; proj-trNTK against trNTK."""
+    p = paired.set_index("b")
+    ci = f"{CI_LEVEL:.0%} bootstrap CI over test points"
+    fmt = lambda b: f"LDS(trNTK) − LDS({label(b)}) {_fmt_pair(p.loc[b])}"  # noqa: E731
+    proj = paired[paired["a"].str.startswith("proj_trntk")].iloc[0]
+    return [
+        reports.Row("02.6", "Beyond the paper (LDS): trNTK attributions predict retraining better than Em and CK",
+                    f"{fmt('em')}; {fmt('ck')} [{ci}]",
+                    f"LDS_MARGIN: both CI lower bounds > {LDS_MARGIN:g}",
+                    bool(p.loc["em", "lo"] > LDS_MARGIN and p.loc["ck", "lo"] > LDS_MARGIN)),
+        reports.Row("02.7", "Beyond the paper (LDS): trNTK attributions predict retraining better than TRAK",
+                    f"{fmt('trak')} [{ci}]", f"LDS_MARGIN: CI lower bound > {LDS_MARGIN:g}",
+                    bool(p.loc["trak", "lo"] > LDS_MARGIN)),
+        reports.Row("02.8", "Beyond the paper (LDS): proj-trNTK attributions track trNTK's",
+                    f"LDS({label(proj['a'])}) − LDS(trNTK) {_fmt_pair(proj)} [{ci}]",
+                    f"LDS_TRACK_GAP: |difference| <= {LDS_TRACK_GAP}", bool(abs(proj["diff"]) <= LDS_TRACK_GAP)),
+    ]
+
+
+# ------------------------------------------------------------------ attribution runs and figures (own modules, exported here)
+from .s02_attribution import (lds_runs, lds_train_job, poisoning_pairs, poisoning_runs,  # noqa: E402,F401
+                              poisoning_study)
+from .s02_plots import (plot_explanations, plot_lds, plot_poisoning, plot_projection_error,  # noqa: E402,F401
                         plot_tau_binary, plot_tau_paired, plot_tau_tad)

@@ -146,3 +146,21 @@ def plot_explanations(x_test, x_train, rows: list[dict], k: int = 3):
     fig.tight_layout()
     return fig
 
+
+def plot_lds(table: pd.DataFrame, n_subsets: int):
+    """LDS per attribution method with its bootstrap CI over test points."""
+    import matplotlib.pyplot as plt
+
+    t = table.sort_values("lds", ascending=False)
+    fig, ax = plt.subplots(figsize=(7, 0.42 * len(t) + 1.3))
+    y = np.arange(len(t))
+    colors = ["C3" if m == "trak" else "C0" for m in t["method"]]
+    ax.errorbar(t["lds"], y, xerr=[t["lds"] - t["lo"], t["hi"] - t["lds"]], fmt="none", ecolor="gray", capsize=3)
+    ax.scatter(t["lds"], y, c=colors, zorder=3)
+    ax.set_yticks(y, [label(m) for m in t["method"]])
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set(xlabel=f"LDS: mean Spearman over test points of predicted vs retrained margin ({n_subsets} half-subsets)\n"
+                  f"dots: LDS, bars: {CI_LEVEL:.0%} bootstrap CI over test points")
+    fig.tight_layout()
+    return fig
