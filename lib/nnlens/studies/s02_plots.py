@@ -134,7 +134,8 @@ def plot_explanations(x_test, x_train, rows: list[dict], k: int = 3):
     fig, axes = plt.subplots(len(rows), 1 + 2 * k, figsize=(1.3 * (1 + 2 * k), 1.5 * len(rows)), squeeze=False)
     img = lambda t: t[0].cpu().numpy() if t.dim() == 3 else t.cpu().numpy()  # noqa: E731
     for r, row in enumerate(rows):
-        cells = [(x_test[row["test"]], row["label"])]
+        kernel, _, rest = row["label"].partition(":")                 # "trntk: pred 3" -> "trNTK: pred 3"
+        cells = [(x_test[row["test"]], f"{label(kernel)}:{rest}" if rest else row["label"])]
         cells += [(x_train[i], f"+ y={row.get('support_y', [''] * k)[j]}") for j, i in enumerate(row["support"])]
         cells += [(x_train[i], f"- y={row.get('oppose_y', [''] * k)[j]}") for j, i in enumerate(row["oppose"])]
         for c, (im, title) in enumerate(cells):
