@@ -84,6 +84,15 @@ def test_precision_at_k_and_auc():
     assert attribution.attack_success([0, 0, 1, 0], [1, 2, 2, 0], target=0) == pytest.approx(2 / 3)
 
 
+def test_detection_auc_matches_sklearn_with_ties():
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(0)
+    is_poison = rng.random(40) < 0.2
+    scores = rng.integers(0, 6, size=(5, 40)).astype(float)          # many ties
+    ref = [roc_auc_score(is_poison, s) for s in scores]
+    np.testing.assert_allclose(attribution.detection_auc(scores, is_poison), ref, atol=1e-12)
+
+
 def test_poison_fraction_labels_and_seed():
     ds = data.load("digits", 300, 100, seed=0)
     pds, idx = data.poison(ds, 0.1, target=2, trigger_size=3, seed=5)
@@ -134,12 +143,33 @@ def test_kernel_suite_blocks_match_engine():
 def test_poisoning_study_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("NNLENS_CACHE", str(tmp_path))
     from nnlens import train
+    from nnlens.studies import s02_entk
 
     ds = data.load("digits", 150, 60, seed=0)
     spec = models.spec_for("mlp", ds, width=32)
-    out = attribution.poisoning_study(spec, ds, train.TrainConfig(epochs=15, lr=0.05, batch_size=32), fraction=0.1,
+    out = s02_entk.poisoning_study(spec, ds, train.TrainConfig(epochs=15, lr=0.05, batch_size=32), fraction=0.1,
                                       target=0, trigger_size=3, n_attack=10, topk=5, proj_dim=16,
                                       kinds=("trntk", "em"))
     assert out["n_poison"] == 15 and 0 <= out["clean_acc"] <= 1 and 0 <= out["attack_success"] <= 1
+    assert 0 < out["n_scored"] <= 10                                  # only successful attacks are scored
     assert [r["kernel"] for r in out["rows"]] == ["trntk", "em"]
+    assert out["per_image"][("trntk", "cv")]["auc"].shape == (out["n_scored"],)
     assert all(0 <= r["precision_at_k"] <= 1 and 0 <= r["auc"] <= 1 for r in out["rows"])
+
+
+def test_margin_contributions_are_the_first_order_effect_of_removing_a_point():
+    rng = np.random.default_rng(0)
+    K = rng.uniform(0, 1e-3, size=(4, 30))                        # small kernel values: first order is exact enough
+    W, b, y = rng.normal(size=(3, 30)), rng.normal(size=3), np.array([0, 2, 1, 2])
+
+    def margin(Kx):
+        z = Kx @ W.T + b
+        zy = z[np.arange(4), y]
+        z[np.arange(4), y] = -np.inf
+        return zy - np.log(np.exp(z).sum(1))
+
+    s = attribution.margin_contributions(K, W, b, y)
+    for i in (0, 7, 29):
+        K_drop = K.copy()
+        K_drop[:, i] = 0.0                                        # the kGLM without training point i's term
+        np.testing.assert_allclose(margin(K) - margin(K_drop), s[:, i], rtol=0, atol=1e-6)   # second order: ~(1e-3)²

@@ -77,10 +77,62 @@ def test_true_class_prob_float64_from_float32_logits():
     np.testing.assert_allclose(p64[:3], [1 / (1 + np.exp(-25.0)), 1 / (1 + np.exp(-20.0)), 1 / (1 + np.exp(-1.0))],
                                rtol=1e-12)
     assert p64[3] == 1.0                                             # still exactly saturated in float64
-    # faithfulness drops only the float64-saturated point (row 3), for network and surrogate alike
+    # faithfulness ranks through margins: the float64-saturated point (row 3) is counted, not dropped
     sur_logits = np.array([[0.0, 20.0], [0.0, 10.0], [0.0, 2.0], [0.0, 3.0]])
     row = surrogates.faithfulness(logits, sur_logits, y.numpy())
-    assert row["n_dropped"] == 1 and row["tau"] == pytest.approx(1.0)
+    assert row["n_saturated"] == 1
+    from scipy.stats import kendalltau
+    assert row["tau"] == pytest.approx(kendalltau([25.0, 20.0, 1.0, 60.0], [20.0, 10.0, 2.0, 3.0]).statistic)
+
+
+def test_true_class_margin_orders_like_the_probability_without_saturating():
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=(50, 4)) * 3, rng.integers(0, 4, 50)
+    m = surrogates.true_class_margin(z, y)
+    p = surrogates.true_class_prob(z, y)
+    np.testing.assert_allclose(1 / (1 + np.exp(-m)), p, rtol=1e-12)               # p_y = σ(margin)
+    big = surrogates.true_class_margin(np.array([[0.0, 50.0], [0.0, 60.0]]), np.array([1, 1]))
+    np.testing.assert_allclose(big, [50.0, 60.0])                                    # both p == 1.0, still ordered
+
+
+def test_class1_tau_is_the_papers_binary_quantity():
+    from scipy.stats import kendalltau
+    rng = np.random.default_rng(1)
+    net, sur = rng.normal(size=(30, 2)), rng.normal(size=(30, 2))
+    p1 = 1 / (1 + np.exp(-(net[:, 1] - net[:, 0])))
+    assert surrogates.class1_tau(net, sur) == pytest.approx(kendalltau(p1, sur[:, 1] - sur[:, 0]).statistic)
+
+
+def test_kendall_tau_weighted_equals_scipy_on_resampled_data():
+    from scipy.stats import kendalltau
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=25)
+    b = a + rng.normal(size=25)
+    b[:4] = b[0]                                                                     # ties in b
+    w = surrogates.bootstrap_weights(25, 6, seed=3)
+    got = surrogates.kendall_tau_weighted(a, b, w)
+    for j in range(6):
+        idx = np.repeat(np.arange(25), w[j].astype(int))
+        assert got[j] == pytest.approx(kendalltau(a[idx], b[idx]).statistic, abs=1e-12)
+    assert surrogates.kendall_tau_weighted(a, b, np.ones(25))[0] == pytest.approx(kendalltau(a, b).statistic)
+
+
+def test_select_c_and_recipes():
+    x, y = _blobs(150, seed=3)
+    K = x @ x.T
+    C, table = surrogates.select_c(K, y, Cs=(0.01, 1.0), folds=3)
+    assert C in (0.01, 1.0) and list(table["C"]) == [0.01, 1.0]
+    assert table.loc[table["C"] == C, "val_log_loss"].item() == table["val_log_loss"].min()
+    cv = surrogates.fit_recipe("cv", K, y, Cs=(0.01, 1.0))
+    assert isinstance(cv, surrogates.KGLM) and cv.C == C
+    sgd = surrogates.fit_recipe("sgd_1e-4", K, y)
+    assert isinstance(sgd, surrogates.SGDKGLM) and sgd.alpha == 1e-4 and sgd.W.shape == (3, 150)
+    np.testing.assert_allclose(sgd.logits(K), sgd.model_.decision_function(K), atol=1e-8)
+    assert (sgd.predict(K) == y).mean() > 0.9
+    Ktr, Kte = surrogates.paper_scale(3 * K, 3 * K[:5])
+    assert Ktr.std() == pytest.approx(1.0) and np.allclose(Kte, K[:5] / K.std())
+    with pytest.raises(ValueError, match="recipe"):
+        surrogates.fit_recipe("lbfgs", K, y)
 
 
 def test_faithfulness_tad():
@@ -90,11 +142,4 @@ def test_faithfulness_tad():
     row = surrogates.faithfulness(net_logits, sur, y)
     assert row["acc_net"] == 0.75 and row["acc_sur"] == 1.0
     assert row["tad"] == pytest.approx(0.25)
-    assert -1 <= row["tau"] <= 1 and row["n_dropped"] == 0
-
-
-def test_loglog_slope_and_relative_error():
-    k = np.array([16, 64, 256, 1024])
-    assert surrogates.loglog_slope(k, 3.0 / np.sqrt(k)) == pytest.approx(-0.5)
-    a = np.eye(3)
-    assert surrogates.relative_error(a * 1.1, a) == pytest.approx(0.1)
+    assert -1 <= row["tau"] <= 1 and row["n_saturated"] == 0
