@@ -27,7 +27,8 @@ One study:
    folder, Ctrl-C) every file already moved is put back as it was, so ``claims.md``
    is never half-updated. A ``.failed/`` copy of the notebook is removed.
 3. Failure: nothing in the reports folder changes; one message names the cell and
-   the error, and the partly executed notebook is kept in ``.failed/`` there.
+   the error, and the partly executed notebook is kept in ``.failed/`` there (with
+   the kernel's stderr, ``<notebook>.kernel.log``, which never reaches the terminal).
 4. Ctrl-C: staging is removed, one line says nothing was published for the study.
 
 Wall and CPU seconds of every study go to ``timings.json`` in the reports folder,
@@ -159,12 +160,31 @@ def _cpu_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _execute(nb: Path, out_nb: Path, staging: Path, profile: str, kernel: str, threads: int) -> None:
+@contextlib.contextmanager
+def _stderr_to(log: Path):
+    """Send file descriptor 2 to ``log`` for the block: the kernel inherits it, so its warnings and
+    its dying words on Ctrl-C land in the log instead of the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "ab") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _execute(nb: Path, out_nb: Path, staging: Path, profile: str, kernel: str, threads: int, log: Path) -> None:
     import papermill as pm
 
-    # papermill's -p profile is the one that counts here, so NNLENS_PROFILE is unset
-    with _environ(NNLENS_REPORTS=str(staging), NNLENS_PROGRESS="0", NNLENS_PROFILE=None,
-                  **preflight.thread_env(threads)):
+    # papermill's -p profile is the one that counts here, so NNLENS_PROFILE is unset; the kernel imports
+    # the library this runner runs from (a relative PYTHONPATH would not survive its cwd, notebooks/)
+    pythonpath = os.pathsep.join([str(paths.ROOT / "lib")] + [
+        str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    with _environ(NNLENS_REPORTS=str(staging), NNLENS_PROGRESS="0", NNLENS_PROFILE=None, PYTHONPATH=pythonpath,
+                  **preflight.thread_env(threads)), _stderr_to(log):
         pm.execute_notebook(str(nb), str(out_nb), parameters={"profile": profile}, kernel_name=kernel,
                             cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False)
 
@@ -184,6 +204,7 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
     failed = final / ".failed"
     shutil.rmtree(staging, ignore_errors=True)
     out_nb = staging / "notebooks" / nb.name
+    log = staging.parent / f"{nb.stem}.kernel.log"   # outside staging: never published
     print(f"[{nb.stem}] running at profile {profile} with {threads} threads ...", flush=True)
     start, t0, c0 = time.time(), time.perf_counter(), _cpu_children()
     try:
@@ -191,7 +212,7 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
         if (final / "bench").is_dir():  # inputs made by `make bench`, read by notebooks (study 05)
             shutil.copytree(final / "bench", staging / "bench")
         try:
-            _execute(nb, out_nb, staging, profile, kernel, threads)
+            _execute(nb, out_nb, staging, profile, kernel, threads, log)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # papermill raises PapermillExecutionError for a failing cell
@@ -201,6 +222,8 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
             kept = failed / nb.name
             if out_nb.exists():
                 shutil.copy(out_nb, kept)
+            if log.exists() and log.stat().st_size:
+                shutil.copy(log, failed / log.name)
             cell = getattr(e, "exec_count", None)
             what = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
             raise SystemExit(
@@ -219,14 +242,17 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
             raise SystemExit(f"error: publishing {nb.stem} failed ({e.strerror or e}: {e.filename}); "
                              f"every file was put back, the reports in {_show(final)}/ are unchanged") from None
         os.utime(final / "notebooks" / nb.name, (start, start))  # up to date only against sources older than the run
-        with contextlib.suppress(FileNotFoundError):
-            (failed / nb.name).unlink()
+        for stale in (failed / nb.name, failed / log.name):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         with contextlib.suppress(OSError):
             failed.rmdir()                                        # only when empty
     except KeyboardInterrupt:
         raise Interrupted(nb.stem[:2]) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            log.unlink()
         with contextlib.suppress(OSError):
             staging.parent.rmdir()
     wall, cpu = time.perf_counter() - t0, _cpu_children() - c0
@@ -313,6 +339,15 @@ def reproduce(profile: str = "default", studies=None, kernel: str = "nnlens",
         entry: dict = {}
         try:
             run(notebooks[s], profile, kernel, threads, timings=entry)
+        except Interrupted:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)    # a second Ctrl-C must not break the summary
+            if ran:
+                index(profile)
+                _save_timings(final, profile, ran, time.perf_counter() - t0)
+            before = f" ({', '.join(ran)} published before it)" if ran else ""
+            print(f"\ninterrupted: nothing published for {s}{before}; {_show(final)}/ unchanged for {s}",
+                  file=sys.stderr)
+            return 130
         except SystemExit as e:
             print(e, file=sys.stderr, flush=True)
             status[s] = "failed"
@@ -402,8 +437,9 @@ def main(argv=None) -> int:
         index(args.profile)
         return 0
     except KeyboardInterrupt as e:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         what = f"nothing published for {e.args[0]}" if isinstance(e, Interrupted) and e.args else "nothing published"
-        print(f"\ninterrupted: {what}; {_show(final_reports_dir(args.profile))}/ unchanged for it", file=sys.stderr)
+        print(f"\ninterrupted: {what}; {_show(final_reports_dir(args.profile))}/ unchanged", file=sys.stderr)
         return 130
 
 
