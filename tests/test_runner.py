@@ -211,7 +211,7 @@ def test_reproduce_lists_missing_data_runs_the_rest_and_fails_at_the_end(tmp_pat
     # up to date: same sources and threads; stale when a source is newer or the thread count differs
     assert runner.up_to_date("03", "paper", 1)
     assert not runner.up_to_date("03", "paper", 2)
-    monkeypatch.setattr(runner, "_newest_source", lambda nb: time.time() + 60)
+    monkeypatch.setattr(runner, "_newest_source", lambda nb, final: time.time() + 60)
     assert not runner.up_to_date("03", "paper", 1)
 
 

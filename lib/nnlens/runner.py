@@ -11,8 +11,10 @@ message and exit 1 if not), and every selected study's data must be on disk
 (``preflight.missing_data``): everything missing is listed in one message, the
 studies that need nothing missing still run, and the exit status is 1 at the end.
 A study is up to date (skipped) when its executed notebook is newer than the
-notebook, every ``lib/nnlens`` source, ``pyproject.toml`` and ``requirements.lock``
-and it ran with the same thread count (the timestamp rule ``make`` would apply).
+notebook, every ``lib/nnlens`` source, ``pyproject.toml``, ``requirements.lock`` and
+the published ``bench/`` results, and it ran with the same thread count (the timestamp
+rule ``make`` would apply; the executed notebook carries the run's start time, so a
+source edited during a run makes it stale).
 
 One study:
 
@@ -50,8 +52,8 @@ import time
 from pathlib import Path
 
 from . import _io, paths, preflight, profiles
+from .publish import publish, scrub, stderr_to
 
-VOLATILE_KEYS = ("start_time", "end_time", "duration", "exception")
 TIMINGS = "timings.json"
 
 
@@ -101,79 +103,9 @@ def select(studies) -> list[str]:
     return list(dict.fromkeys(picked))
 
 
-def scrub(nb_path: Path) -> None:
-    """Remove papermill's timestamps and durations and the kernel's execution metadata."""
-    nb = json.loads(nb_path.read_text())
-    pm = nb.get("metadata", {}).get("papermill", {})
-    for k in VOLATILE_KEYS:
-        pm.pop(k, None)
-    pm.pop("input_path", None)
-    pm.pop("output_path", None)
-    for cell in nb.get("cells", []):
-        md = cell.get("metadata", {})
-        if "injected-parameters" in md.get("tags", []):
-            cell["id"] = "injected-parameters"  # papermill draws a random id for this cell
-        md.pop("execution", None)
-        for k in VOLATILE_KEYS:
-            md.get("papermill", {}).pop(k, None)
-    _io.write_text(nb_path, json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
-
-
-def publish(staging: Path, final: Path) -> list[Path]:
-    """Move every file of ``staging`` into ``final``, all or nothing; ``claims.md`` last.
-
-    Each published file that existed is first hard-linked (or copied) into a backup
-    folder; if any move fails, or Ctrl-C arrives, the moved files are put back (or
-    removed when they are new) before the error goes on. Same file system: renames.
-    """
-    files = sorted((p for p in staging.rglob("*") if p.is_file()), key=lambda p: (p.name == "claims.md", str(p)))
-    backup = staging.parent / f".backup-{staging.name}"
-    shutil.rmtree(backup, ignore_errors=True)
-    moved: list[tuple[Path, Path | None]] = []
-    try:
-        for src in files:
-            rel = src.relative_to(staging)
-            dst = final / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            kept = None
-            if dst.exists():
-                kept = backup / rel
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(dst, kept)
-                except OSError:
-                    shutil.copy2(dst, kept)
-            os.replace(src, dst)
-            moved.append((dst, kept))
-    except BaseException:
-        for dst, kept in reversed(moved):
-            with contextlib.suppress(OSError):
-                os.replace(kept, dst) if kept is not None else dst.unlink()
-        raise
-    finally:
-        shutil.rmtree(backup, ignore_errors=True)
-    return [dst for dst, _ in moved]
-
-
 def _cpu_children() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
-
-
-@contextlib.contextmanager
-def _stderr_to(log: Path):
-    """Send file descriptor 2 to ``log`` for the block: the kernel inherits it, so its warnings and
-    its dying words on Ctrl-C land in the log instead of the terminal."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(log, "ab") as f:
-        os.dup2(f.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _execute(nb: Path, out_nb: Path, staging: Path, profile: str, kernel: str, threads: int, log: Path) -> None:
@@ -184,7 +116,7 @@ def _execute(nb: Path, out_nb: Path, staging: Path, profile: str, kernel: str, t
     pythonpath = os.pathsep.join([str(paths.ROOT / "lib")] + [
         str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     with _environ(NNLENS_REPORTS=str(staging), NNLENS_PROGRESS="0", NNLENS_PROFILE=None, PYTHONPATH=pythonpath,
-                  **preflight.thread_env(threads)), _stderr_to(log):
+                  **preflight.thread_env(threads)), stderr_to(log):
         pm.execute_notebook(str(nb), str(out_nb), parameters={"profile": profile}, kernel_name=kernel,
                             cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False)
 
@@ -266,9 +198,12 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
 SOURCES = ("pyproject.toml", "requirements.lock")
 
 
-def _newest_source(nb: Path) -> float:
-    files = [nb, *(paths.ROOT / s for s in SOURCES), *(paths.ROOT / "lib" / "nnlens").rglob("*.py")]
-    return max(f.stat().st_mtime for f in files if f.exists())
+def _newest_source(nb: Path, final: Path) -> float:
+    """Newest mtime of what a study's outputs depend on: its notebook, the library, the pinned
+    environment, and the published ``bench/`` results that notebooks read (``make bench``)."""
+    files = [nb, *(paths.ROOT / s for s in SOURCES), *(paths.ROOT / "lib" / "nnlens").rglob("*.py"),
+             *(final / "bench").glob("*")]
+    return max(f.stat().st_mtime for f in files if f.is_file())
 
 
 def up_to_date(study: str, profile: str, threads: int) -> bool:
@@ -276,7 +211,7 @@ def up_to_date(study: str, profile: str, threads: int) -> bool:
     nb = study_notebooks()[study]
     final = final_reports_dir(profile)
     out = final / "notebooks" / nb.name
-    if not out.exists() or out.stat().st_mtime < _newest_source(nb):
+    if not out.exists() or out.stat().st_mtime < _newest_source(nb, final):
         return False
     return load_timings(final).get("studies", {}).get(study, {}).get("threads") == threads
 
