@@ -279,9 +279,8 @@ def reproduce(profile: str = "default", studies=None, kernel: str = "nnlens",
             if ran:
                 index(profile)
                 _save_timings(final, profile, ran, time.perf_counter() - t0)
-            before = f" ({', '.join(ran)} published before it)" if ran else ""
-            print(f"\ninterrupted: nothing published for {s}{before}; {_show(final)}/ unchanged for {s}",
-                  file=sys.stderr)
+            rest = f"{', '.join(ran)} published before it" if ran else f"{_show(final)}/ unchanged"
+            print(f"\ninterrupted: nothing published for {s}; {rest}", file=sys.stderr)
             return 130
         except SystemExit as e:
             print(e, file=sys.stderr, flush=True)
