@@ -357,7 +357,8 @@ def main(argv=None) -> int:
     except profiles.ProfileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGINT, _on_sigint)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # not when started with SIGINT ignored
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         if args.cmd == "run":
             try:
