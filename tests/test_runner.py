@@ -202,7 +202,7 @@ def test_reproduce_lists_missing_data_runs_the_rest_and_fails_at_the_end(tmp_pat
     out, err = capsys.readouterr()
     assert rc == 1
     assert "missing data at profile paper; skipping 01, running 03" in err
-    assert "study 01: cifar10 is not in" in err and "cifar-10-python.tar.gz" in err
+    assert "cifar10 is not in" in err and "cifar-10-python.tar.gz" in err and "(needed by 01)" in err
     assert "not reproduced: 01 (skipped: data missing)" in err
     assert (final / "notebooks" / "03_demo.ipynb").exists() and not (final / "notebooks" / "01_demo.ipynb").exists()
     assert "total wall time" in out and "03     ran" in out

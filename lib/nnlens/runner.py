@@ -254,7 +254,11 @@ def reproduce(profile: str = "default", studies=None, kernel: str = "nnlens",
     missing = {s: preflight.missing_data(s, profile) for s in picked}
     missing = {s: m for s, m in missing.items() if m}
     if missing:
-        lines = [f"  study {s}: {m}" for s, ms in missing.items() for m in ms]
+        needed: dict[str, list[str]] = {}                       # one line per missing dataset
+        for s, ms in missing.items():
+            for m in ms:
+                needed.setdefault(m, []).append(s)
+        lines = [f"  {m} (needed by {', '.join(ss)})" for m, ss in needed.items()]
         runnable = [s for s in picked if s not in missing]
         print(f"missing data at profile {profile}; skipping {', '.join(missing)}"
               f"{', running ' + ', '.join(runnable) if runnable else ''}:\n" + "\n".join(lines),
