@@ -10,6 +10,7 @@ Before anything runs (``reproduce``): the reports folder must take files (one
 message and exit 1 if not), and every selected study's data must be on disk
 (``preflight.missing_data``): everything missing is listed in one message, the
 studies that need nothing missing still run, and the exit status is 1 at the end.
+A study that fails does not stop the others either; it is named at the end (exit 1).
 A study is up to date (skipped) when its executed notebook is newer than the
 notebook, every ``lib/nnlens`` source, ``pyproject.toml``, ``requirements.lock`` and
 the published ``bench/`` results, and it ran with the same thread count (the timestamp
