@@ -47,6 +47,23 @@ def test_code_hash_changes_with_the_source_of_a_module_it_imports(tmp_path, monk
     assert cache.code_hash("nnlens.train") == h1                             # not imported by training
 
 
+def test_an_imported_module_is_hashed_as_it_runs_not_as_edited_since(tmp_path, monkeypatch):
+    """A running process executes the code it imported: editing the file later must not change its key."""
+    mod = tmp_path / "cachejob_loaded.py"
+    mod.write_text("def job(x):\n    return {'x': x}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import cachejob_loaded  # noqa: F401  (imported: now it is code that runs here)
+
+    try:
+        before = cache.code_hash("cachejob_loaded")
+        mod.write_text("def job(x):\n    return {'x': x + 1}\n")
+        assert cache.code_hash("cachejob_loaded") == before
+        monkeypatch.setattr(cache, "_RUNNING", {})         # a new process: sees the edit
+        assert cache.code_hash("cachejob_loaded") != before
+    finally:
+        sys.modules.pop("cachejob_loaded", None)
+
+
 def test_fit_cache_misses_after_a_code_change(tiny, monkeypatch):
     spec = models.spec_for("mlp", tiny, width=8, depth=1)
     cfg = train.TrainConfig(optimizer="sgd", lr=0.1, epochs=1, batch_size=32)

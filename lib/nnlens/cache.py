@@ -17,8 +17,14 @@ module (data files, a function passed in as an argument from elsewhere,
 third-party packages). Third-party versions are the caller's to add to its key
 (``train.cache_key`` adds torch's); data is keyed by content (``Dataset.fingerprint``).
 
-Hashes are memoized per file on (path, mtime, size), so an edited file is reread
-even inside a long-lived notebook kernel.
+The hash is of the code that *runs*: a module already imported in this process
+is hashed as it was when first seen here (editing its file does not change the
+code a running kernel executes, so it must not change the key either: results of
+the old code would be stored under the new code's key); a module not imported yet
+is hashed as it is on disk now, since that is what an import will load. A long
+``make reproduce`` therefore keys every job of a study alike even if a file is
+edited meanwhile, and the next run (a new process) sees the edit.
+``importlib.reload`` is not tracked.
 """
 from __future__ import annotations
 
@@ -75,6 +81,9 @@ def _resolve(node: ast.AST, module: str, is_pkg: bool) -> list[str]:
     return [prefix] + [f"{prefix}.{a.name}" for a in node.names if a.name != "*"]
 
 
+_RUNNING: dict[str, tuple[str, tuple[str, ...]]] = {}   # file of an imported module -> its first-seen info
+
+
 @functools.lru_cache(maxsize=None)
 def _file_info(path: str, mtime_ns: int, size: int, module: str) -> tuple[str, tuple[str, ...]]:
     """(sha256 of the source, nnlens modules it imports) of one file, memoized on its stat."""
@@ -107,7 +116,11 @@ def closure(module: str) -> dict[str, str]:
             out[name] = ""          # an attribute picked up as a candidate name, or not a source module
             continue
         st = os.stat(path)
-        digest, deps = _file_info(str(path), st.st_mtime_ns, st.st_size, name)
+        info = _file_info(str(path), st.st_mtime_ns, st.st_size, name)
+        loaded = getattr(sys.modules.get(name), "__file__", None)
+        if loaded and Path(loaded).resolve() == path.resolve():
+            info = _RUNNING.setdefault(str(path), info)   # imported: the code as first seen in this process
+        digest, deps = info
         out[name] = digest
         todo.extend(deps)
     return {k: v for k, v in out.items() if v}
