@@ -4,6 +4,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PROFILE ?= default
+STUDY   ?=
+THREADS ?= 2
+TESTS   ?= tests
 PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
@@ -34,24 +37,26 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (nnlens)" >/dev/null
 	@touch $@
 
-reproduce: $(EXECUTED) ## run every notebook at PROFILE into reports/ and rebuild reports/claims.md
-	@$(PY) -m nnlens.runner index --profile $(PROFILE)
-	@echo "reports in $(REPORTS)/ (claims: $(REPORTS)/claims.md)"
+# the runner checks data and writability first, skips up-to-date studies (FORCE=1 reruns them),
+# pins THREADS torch/BLAS threads, publishes each study all-or-nothing and prints the times
+reproduce: $(STAMP) ## run the studies (STUDY=02 or STUDY="01 03"; default all) at PROFILE into reports/
+	@$(PY) -m nnlens.runner reproduce --profile "$(PROFILE)" --study "$(STUDY)" --threads "$(THREADS)" \
+	  --kernel "$(KERNEL)" $(if $(FORCE),--force)
 
 $(REPORTS)/notebooks/%.ipynb: notebooks/%.ipynb $(LIB) $(STAMP)
-	@$(PY) -m nnlens.runner run $< --profile $(PROFILE) --kernel $(KERNEL)
+	@$(PY) -m nnlens.runner run "$<" --profile "$(PROFILE)" --kernel "$(KERNEL)" --threads "$(THREADS)"
 
 test: test-unit test-notebooks ## pytest (unit + integration) and nbval over notebooks/ at the smoke profile
 
-test-unit: $(STAMP)
-	@mkdir -p $(SCRATCH)
-	NNLENS_REPORTS=$(CURDIR)/$(SCRATCH)/reports NNLENS_CACHE=$(CURDIR)/$(SCRATCH)/cache \
-	  $(PY) -m pytest -q tests
+test-unit: $(STAMP) ## pytest over TESTS (default tests/)
+	@mkdir -p "$(SCRATCH)"
+	NNLENS_REPORTS="$(CURDIR)/$(SCRATCH)/reports" NNLENS_CACHE="$(CURDIR)/$(SCRATCH)/cache" \
+	  $(PY) -m pytest -q $(TESTS)
 
 test-notebooks: $(STAMP)
-	@mkdir -p $(SCRATCH)
-	NNLENS_PROFILE=smoke NNLENS_PROGRESS=0 NNLENS_REPORTS=$(CURDIR)/$(SCRATCH)/reports \
-	  NNLENS_CACHE=$(CURDIR)/$(SCRATCH)/cache \
+	@mkdir -p "$(SCRATCH)"
+	NNLENS_PROFILE=smoke NNLENS_PROGRESS=0 NNLENS_REPORTS="$(CURDIR)/$(SCRATCH)/reports" \
+	  NNLENS_CACHE="$(CURDIR)/$(SCRATCH)/cache" \
 	  $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks/
 
 bench: $(STAMP) ## run the benchmarks (reports/bench/*.csv and figures)
@@ -67,7 +72,8 @@ lock: ## re-pin requirements.lock from a fresh resolve of pyproject.toml
 	rm -rf $(SCRATCH)/lockenv
 
 clean: ## remove caches, scratch outputs and staged reports (keeps .venv and reports/)
-	rm -rf data/cache $(SCRATCH) reports/.staging reports/.failed reports/smoke .pytest_cache
+	rm -rf data/cache "$(SCRATCH)" reports/.staging reports/.failed reports/smoke reports/paper/.staging \
+	  reports/paper/.failed .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean ## also remove .venv

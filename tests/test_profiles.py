@@ -55,3 +55,14 @@ def test_smoke_is_smaller_than_default_is_smaller_than_paper():
     s, d, p = (profiles.load("01", x) for x in profiles.PROFILES)
     assert s.epochs < d.epochs < p.epochs
     assert s.width <= d.width < p.width
+
+
+def test_wrong_typed_items_of_a_tuple_parameter_say_so():
+    with pytest.raises(ProfileError, match=r"'seeds' must be a tuple of int, got str '1' in \(0, '1'\)"):
+        profiles.load("02", "default", seeds=(0, "1"))
+    with pytest.raises(ProfileError, match="'proj_dims' must be a tuple of int, got float 32.5"):
+        profiles.load("02", "default", proj_dims=(32.5,))
+    with pytest.raises(ProfileError, match="'lr' must be float, got str '0.1'"):
+        profiles.load("01", "default", lr="0.1")
+    assert profiles.load("02", "default", seeds=(4, 5)).seeds == (4, 5)
+    assert profiles.load("02", "default", recipes=("cv",)).recipes == ("cv",)

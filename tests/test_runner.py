@@ -1,6 +1,11 @@
 """The notebook runner: papermill into staging, scrubbed, merged only on success."""
+import json
+import os
+import stat
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -79,6 +84,23 @@ def test_failure_leaves_previous_reports_intact(tmp_path, final):
     assert "00_demo.ipynb failed" in msg and "ValueError: boom in the study" in msg and "unchanged" in msg
     assert _published(final) == before
     assert (final / ".failed" / "00_demo.ipynb").exists()
+    # the next good run: .failed/ cleared, threads pinned and recorded, files readable (umask mode)
+    old = os.umask(0o022)
+    try:
+        times = {}
+        executed = runner.run(_notebook(tmp_path / "00_demo.ipynb", MANIFEST), profile="smoke", kernel="python3",
+                              threads=1, timings=times)
+    finally:
+        os.umask(old)
+    assert not (final / ".failed").exists()
+    assert "threads 1 1" in executed.read_text()
+    man = json.loads((final / "manifests" / "01.json").read_text())
+    assert man["torch"]["threads"] == 1 and man["torch"]["nnlens_threads"] == "1"
+    assert {"cpu", "cores", "ram_gib", "gpu"} <= set(man["machine"]) and man["torch"]["build"] in ("cpu", "cuda")
+    assert len(man["data"]["clutter"]["digits.csv.gz"]) == 64       # sha256 of the file clutter is drawn from
+    assert "wall" not in json.dumps(man) and times["threads"] == 1 and times["wall_s"] > 0
+    for p in _published(final):
+        assert stat.S_IMODE((final / p).stat().st_mode) == 0o644, p
 
 
 def test_cli_rejects_unknown_profile_in_one_line():
@@ -92,3 +114,141 @@ def test_make_help_lists_the_targets():
     out = subprocess.run(["make", "-s", "-C", str(paths.ROOT), "help"], capture_output=True, text=True)
     for target in ("reproduce", "test", "bench", "lab", "clean", "setup"):
         assert target in out.stdout
+
+
+# ------------------------------------------------------------------ reliability (issue 13)
+MANIFEST = BODY + """
+import os, torch
+reports.write_manifest("01", profile, seeds=[0], config=profiles.load("01", profile))
+print("threads", os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads())
+"""
+
+
+def test_published_files_get_the_umask_mode(tmp_path):
+    import os
+    import stat
+
+    from nnlens import _io
+
+    old = os.umask(0o022)
+    try:
+        assert stat.S_IMODE(_io.write_text(tmp_path / "a.md", "x\n").stat().st_mode) == 0o644
+        os.umask(0o027)
+        assert stat.S_IMODE(_io.write_bytes(tmp_path / "b.bin", b"x").stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+
+
+def test_publish_is_all_or_nothing(tmp_path, monkeypatch):
+    final, staging = tmp_path / "final", tmp_path / "final" / ".staging" / "00_demo"
+    old = {"claims.md": "old ledger", "claims/01.csv": "old rows", "figures/00_demo.png": "old figure"}
+    new = {"claims.md": "new ledger", "claims/01.csv": "new rows", "figures/00_demo.png": "new figure",
+           "tables/00_demo.csv": "a new table"}
+    for root, files in ((final, old), (staging, new)):
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+    before = _published(final)
+    real = os.replace
+
+    def full_disk(src, dst):
+        if Path(dst) == final / "claims.md":                    # the last file of the publish
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        runner.publish(staging, final)
+    assert _published(final) == before                              # rows, figure back; the new table gone
+    monkeypatch.setattr(os, "replace", real)
+    for rel, text in new.items():                                   # a failed publish used up its staging
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staging / rel).write_text(text)
+    runner.publish(staging, final)
+    assert {str(k): v.decode() for k, v in _published(final).items()} == new
+    assert not (final / ".staging" / ".backup-00_demo").exists()
+
+
+def test_unwritable_reports_fail_before_running_in_one_message(tmp_path, final, monkeypatch):
+    from nnlens import preflight
+
+    def denied(*a, **k):                                             # root ignores chmod, so simulate it
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(preflight.tempfile, "mkstemp", denied)
+    with pytest.raises(SystemExit, match=r"cannot write to .*final \(Permission denied\); nothing was run"):
+        runner.run(_notebook(tmp_path / "00_demo.ipynb", BODY), profile="smoke", kernel="python3")
+    assert runner.reproduce("smoke", "01", kernel="python3") == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda p: shutil_usage(free=10 * 2**20))
+    assert "only 10 MB free" in preflight.check_writable(tmp_path)
+
+
+def shutil_usage(free):
+    import collections
+
+    return collections.namedtuple("usage", "total used free")(10**12, 0, free)
+
+
+def test_reproduce_lists_missing_data_runs_the_rest_and_fails_at_the_end(tmp_path, final, monkeypatch, capsys):
+    from nnlens import preflight
+
+    monkeypatch.setattr(paths, "RAW", tmp_path / "raw")             # no CIFAR-10 here
+    nbs = {"01": _notebook(tmp_path / "01_demo.ipynb", "raise RuntimeError('must not run')"),
+           "03": _notebook(tmp_path / "03_demo.ipynb", BODY.replace("01", "03"))}
+    monkeypatch.setattr(runner, "study_notebooks", lambda: nbs)
+    assert preflight.missing_data("03", "paper") == [] and preflight.missing_data("05", "paper") == []
+    rc = runner.reproduce("paper", "01,03", kernel="python3", threads=1)
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert "missing data at profile paper; skipping 01, running 03" in err
+    assert "cifar10 is not in" in err and "cifar-10-python.tar.gz" in err and "(needed by 01)" in err
+    assert "not reproduced: 01 (skipped: data missing)" in err
+    assert (final / "notebooks" / "03_demo.ipynb").exists() and not (final / "notebooks" / "01_demo.ipynb").exists()
+    assert "total wall time" in out and "03     ran" in out
+    timings = json.loads((final / "timings.json").read_text())
+    assert timings["studies"]["03"]["threads"] == 1 and timings["studies"]["03"]["wall_s"] > 0
+    # up to date: same sources and threads; stale when a source is newer or the thread count differs
+    assert runner.up_to_date("03", "paper", 1)
+    assert not runner.up_to_date("03", "paper", 2)
+    monkeypatch.setattr(runner, "_newest_source", lambda nb, final: time.time() + 60)
+    assert not runner.up_to_date("03", "paper", 1)
+
+
+def test_select_accepts_one_study_or_a_list():
+    assert runner.select("02") == ["02"] and runner.select("2") == ["02"]
+    assert runner.select("01,03") == ["01", "03"] and runner.select("01 03") == ["01", "03"]
+    assert runner.select("") == list(runner.study_notebooks())
+    with pytest.raises(ValueError, match="unknown study 09; valid studies: 01, 02, 03, 04, 05"):
+        runner.select("09")
+
+
+INTERRUPTED = """
+import sys
+from pathlib import Path
+from nnlens import runner
+final = Path({final!r})
+runner.final_reports_dir = lambda profile: final
+sys.exit(runner.main(["run", {nb!r}, "--profile", "smoke", "--kernel", "python3"]))
+"""
+
+
+def test_ctrl_c_prints_one_line_and_publishes_nothing(tmp_path):
+    import signal
+
+    final = tmp_path / "final"
+    nb = _notebook(tmp_path / "00_sleep.ipynb", "import time\nfor _ in range(900):\n    time.sleep(0.1)\n")
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED.format(final=str(final), nb=str(nb))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    staged = final / ".staging" / "00_sleep" / "notebooks" / "00_sleep.ipynb"
+    for _ in range(600):                                             # papermill writes it once the kernel runs
+        if staged.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert staged.exists(), proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)                               # the terminal's Ctrl-C: runner and kernel
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip() == f"interrupted: nothing published for 00; {final}/ unchanged", err
+    assert "Traceback" not in out + err
+    assert not (final / ".staging").exists() and not (final / "notebooks").exists()

@@ -2,6 +2,8 @@
 
 An interrupted run therefore leaves either the old file or the new one, never
 half of either (``os.replace`` is atomic on POSIX within one file system).
+The file gets the mode a plain ``open`` would give (0666 less the umask), not
+``mkstemp``'s private 0600, so published reports are readable by others.
 """
 from __future__ import annotations
 
@@ -12,6 +14,13 @@ from pathlib import Path
 from typing import Iterator
 
 
+def default_mode() -> int:
+    """0o666 less the process umask: the mode ``open(path, "w")`` creates files with."""
+    mask = os.umask(0)      # the only portable way to read the umask is to set it
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path; on success it replaces ``target``, on error it is removed."""
@@ -19,7 +28,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else target.suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, default_mode())
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path

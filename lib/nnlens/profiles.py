@@ -246,17 +246,29 @@ _OVERRIDES: dict[str, dict[str, dict]] = {
 }
 
 
-def _check_type(study: str, name: str, value, expected) -> None:
+def _is(value, kind: type) -> bool:
+    """isinstance, except that a bool is not an int and an int is a fine float."""
+    if isinstance(value, bool) and kind in (int, float):
+        return False
+    return isinstance(value, kind) or (kind is float and isinstance(value, int))
+
+
+def _check_type(study: str, name: str, value, expected, default=None) -> None:
+    """``value`` must have the field's type; a tuple's items must have the type of the default's items."""
     origin = typing.get_origin(expected) or expected
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return  # an int literal is a fine float
-    if isinstance(origin, type) and not isinstance(value, origin) or (
-        isinstance(value, bool) and origin in (int, float)
-    ):
+    if isinstance(origin, type) and not _is(value, origin):
         raise ProfileError(
             f"study {study}: parameter {name!r} must be {getattr(expected, '__name__', expected)}, "
             f"got {type(value).__name__} {value!r}"
         )
+    kinds = {type(d) for d in default} if isinstance(default, tuple) and default else set()
+    if isinstance(value, tuple) and len(kinds) == 1 and (kind := kinds.pop()) is not tuple:
+        wrong = [v for v in value if not _is(v, kind)]
+        if wrong:
+            raise ProfileError(
+                f"study {study}: parameter {name!r} must be a tuple of {kind.__name__}, "
+                f"got {type(wrong[0]).__name__} {wrong[0]!r} in {value!r}"
+            )
 
 
 def validate_profile(profile: str) -> str:
@@ -289,7 +301,7 @@ def load(study: str, profile: str = "default", **overrides):
             raise ProfileError(
                 f"study {study}: unknown parameter {name!r}; valid parameters: {', '.join(fields)}"
             )
-        _check_type(study, name, value, hints[name])
+        _check_type(study, name, value, hints[name], fields[name].default)
     cfg = cls(**values)
     return cfg
 

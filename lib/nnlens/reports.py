@@ -9,8 +9,8 @@
   (``ledger.extend(rows)`` or ``ledger.claim(...)``). ``Ledger.save()`` writes
   ``claims/<study>.csv``; ``build_claims_md()`` joins every study's rows into
   ``claims.md``.
-- ``write_manifest(study, profile, seeds)``: profile, seeds, package versions
-  and commit of a run, as JSON.
+- ``write_manifest(study, profile, seeds)``: profile, seeds, package versions,
+  commit, hardware, torch build and threads, data file hashes of a run, as JSON.
 """
 from __future__ import annotations
 
@@ -155,9 +155,18 @@ def _claims_markdown(df: pd.DataFrame) -> str:
     return to_markdown(view)
 
 
-def load_claims(directory: Path | None = None) -> pd.DataFrame:
-    d = Path(directory) if directory is not None else paths.claims_dir()
-    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in sorted(d.glob("*.csv"))]
+def load_claims(*directories: Path) -> pd.DataFrame:
+    """Every study's claim rows from ``claims/*.csv`` of ``directories`` (default: the reports folder).
+
+    With several folders a study's file in a later folder replaces the one in an earlier folder
+    (the runner builds ``claims.md`` from the published claims overlaid with the staged ones).
+    """
+    dirs = [Path(d) for d in directories] or [paths.claims_dir()]
+    files = {}
+    for d in dirs:
+        for p in sorted(d.glob("*.csv")) if d.is_dir() else []:
+            files[p.name] = p
+    frames = [pd.read_csv(files[k], dtype=str, keep_default_na=False) for k in sorted(files)]
     if not frames:
         return pd.DataFrame(columns=CLAIM_COLUMNS)
     df = pd.concat(frames, ignore_index=True)
@@ -165,9 +174,9 @@ def load_claims(directory: Path | None = None) -> pd.DataFrame:
     return df.sort_values("id", key=lambda s: s.map(_id_key)).reset_index(drop=True)
 
 
-def build_claims_md() -> Path:
-    """Join all studies' claim rows into ``claims.md`` (one row per claim)."""
-    df = load_claims()
+def claims_md_text(*directories: Path) -> str:
+    """The text of ``claims.md`` from the claim rows in ``directories`` (``load_claims``)."""
+    df = load_claims(*directories)
     n_hold = int(df["holds"].sum()) if len(df) else 0
     profiles = ", ".join(sorted(set(df["profile"]))) if len(df) else "-"
     text = (
@@ -179,7 +188,12 @@ def build_claims_md() -> Path:
     )
     for study, part in df.groupby(df["id"].str.split(".").str[0], sort=True):
         text += f"## Study {study}\n\n" + _claims_markdown(part) + "\n"
-    return _io.write_text(paths.reports_dir() / "claims.md", text)
+    return text
+
+
+def build_claims_md() -> Path:
+    """Join all studies' claim rows into ``claims.md`` (one row per claim)."""
+    return _io.write_text(paths.reports_dir() / "claims.md", claims_md_text())
 
 
 # ------------------------------------------------------------------ manifest
@@ -216,11 +230,17 @@ def package_versions(names=("torch", "torchvision", "numpy", "scipy", "scikit-le
 
 
 def write_manifest(study: str, profile: str, seeds, config=None, extra: dict | None = None) -> Path:
-    """Record what produced a study's reports: profile, seeds, config, versions, commit.
+    """Record what produced a study's reports: profile, seeds, config, versions, commit, machine, data.
 
-    Nothing time-dependent is written, so a rerun leaves identical bytes.
+    Also: the hardware (``preflight.machine``: CPU model, cores, RAM, GPU), torch's build
+    and the thread count it ran with (``preflight.torch_build``; ``make reproduce`` pins it
+    through ``THREADS``), and the sha256 of every data file the config reads
+    (``preflight.data_hashes``). Nothing time-dependent is written, so a rerun on the same
+    machine leaves identical bytes: wall times go to ``timings.json`` (written by the runner).
     """
     import dataclasses
+
+    from . import preflight
 
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
     doc = {
@@ -231,6 +251,9 @@ def write_manifest(study: str, profile: str, seeds, config=None, extra: dict | N
         "python": platform.python_version(),
         "packages": package_versions(),
         "commit": _commit(),
+        "machine": preflight.machine(),
+        "torch": preflight.torch_build(),
+        "data": preflight.data_hashes(config),
         **(extra or {}),
     }
     target = paths.manifests_dir() / f"{str(study).zfill(2)}.json"

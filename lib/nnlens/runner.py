@@ -1,19 +1,43 @@
-"""Run study notebooks headless with papermill, safely.
+"""Run study notebooks headless with papermill, safely; ``make reproduce`` is ``reproduce`` here.
 
-``python -m nnlens.runner run notebooks/01_pca_surrogates.ipynb --profile default``
+``python -m nnlens.runner reproduce --profile default --study 02`` runs study 02
+(``--study 01,03`` a list; no ``--study``: all five; ``--threads 2`` the torch/BLAS
+threads; ``--force`` reruns up-to-date studies). ``make reproduce STUDY=02 THREADS=2``
+calls exactly this. ``python -m nnlens.runner run notebooks/01_pca_surrogates.ipynb``
+runs one notebook by path.
 
-1. The notebook runs with papermill (``-p profile ...``, ``--cwd notebooks``)
-   into a staging folder; ``NNLENS_REPORTS`` points the library's figures,
-   tables, claims and manifests there too. The staging folder starts with a
-   copy of the published ``bench/`` results, which ``make bench`` makes and
-   notebooks only read.
+Before anything runs (``reproduce``): the reports folder must take files (one
+message and exit 1 if not), and every selected study's data must be on disk
+(``preflight.missing_data``): everything missing is listed in one message, the
+studies that need nothing missing still run, and the exit status is 1 at the end.
+A study that fails does not stop the others either; it is named at the end (exit 1).
+A study is up to date (skipped) when its executed notebook is newer than the
+notebook, every ``lib/nnlens`` source, ``pyproject.toml``, ``requirements.lock`` and
+the published ``bench/`` results, and it ran with the same thread count (the timestamp
+rule ``make`` would apply; the executed notebook carries the run's start time, so a
+source edited during a run makes it stale).
+
+One study:
+
+1. The notebook runs with papermill (``-p profile ...``, ``--cwd notebooks``) into a
+   staging folder, in a kernel pinned to ``threads`` threads (``preflight.thread_env``);
+   ``NNLENS_REPORTS`` points figures, tables, claims and manifests there too. Staging
+   starts with a copy of the published ``bench/`` results, which notebooks only read.
 2. Success: volatile metadata (timestamps, durations) is scrubbed so a rerun is
-   byte-identical, then every staged file is moved into the reports folder
-   (one atomic rename per file) and ``claims.md`` is rebuilt.
-3. Failure: nothing in the reports folder changes; one message names the cell
-   and the error, and the partly executed notebook is kept in ``.failed/`` there.
+   byte-identical, ``claims.md`` is rebuilt in staging from the published claims
+   overlaid with the staged ones, and every staged file is moved into the reports
+   folder. Publishing is all or nothing: if a move fails (full disk, read-only
+   folder, Ctrl-C) every file already moved is put back as it was, so ``claims.md``
+   is never half-updated. A ``.failed/`` copy of the notebook is removed.
+3. Failure: nothing in the reports folder changes; one message names the cell and
+   the error, and the partly executed notebook is kept in ``.failed/`` there (with
+   the kernel's stderr, ``<notebook>.kernel.log``, which never reaches the terminal).
+4. Ctrl-C: staging is removed, one line says nothing was published for the study.
 
-``python -m nnlens.runner index`` rebuilds ``claims.md`` and the report index ``README.md``.
+Wall and CPU seconds of every study go to ``timings.json`` in the reports folder,
+the only published file that changes from rerun to rerun; the end of ``reproduce``
+prints them with the total. ``python -m nnlens.runner index`` rebuilds
+``claims.md`` and the report index ``README.md``.
 """
 from __future__ import annotations
 
@@ -21,14 +45,21 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
 
-from . import _io, paths, profiles
+from . import _io, paths, preflight, profiles
+from .publish import publish, scrub, stderr_to
 
-VOLATILE_KEYS = ("start_time", "end_time", "duration", "exception")
+TIMINGS = "timings.json"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during one study; staging has been removed and nothing was published for it."""
 
 
 @contextlib.contextmanager
@@ -47,7 +78,7 @@ def _environ(**changes: str | None):
 def _show(p: Path) -> str:
     """``p`` relative to the repository root when it is inside it."""
     try:
-        return str(p.relative_to(paths.ROOT))
+        return str(Path(p).relative_to(paths.ROOT))
     except ValueError:
         return str(p)
 
@@ -56,66 +87,76 @@ def final_reports_dir(profile: str) -> Path:
     return paths.ROOT / "reports" if profile == "default" else paths.ROOT / "reports" / profile
 
 
-def scrub(nb_path: Path) -> None:
-    """Remove papermill's timestamps and durations and the kernel's execution metadata."""
-    nb = json.loads(nb_path.read_text())
-    pm = nb.get("metadata", {}).get("papermill", {})
-    for k in VOLATILE_KEYS:
-        pm.pop(k, None)
-    pm.pop("input_path", None)
-    pm.pop("output_path", None)
-    for cell in nb.get("cells", []):
-        md = cell.get("metadata", {})
-        if "injected-parameters" in md.get("tags", []):
-            cell["id"] = "injected-parameters"  # papermill draws a random id for this cell
-        md.pop("execution", None)
-        for k in VOLATILE_KEYS:
-            md.get("papermill", {}).pop(k, None)
-    _io.write_text(nb_path, json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+def study_notebooks() -> dict[str, Path]:
+    """{"01": notebooks/01_pca_surrogates.ipynb, ...}."""
+    return {p.name[:2]: p for p in sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
 
 
-def _merge(staging: Path, final: Path) -> list[Path]:
-    moved = []
-    for src in sorted(p for p in staging.rglob("*") if p.is_file()):
-        rel = src.relative_to(staging)
-        if rel == Path("claims.md"):
-            continue  # rebuilt from all studies below
-        dst = final / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
-        moved.append(dst)
-    return moved
+def select(studies) -> list[str]:
+    """Study ids from "02", "2", "01,03", "01 03", a list, or nothing (all)."""
+    known = study_notebooks()
+    if isinstance(studies, str):
+        studies = studies.replace(",", " ").split()
+    picked = [str(s).strip().zfill(2) for s in (studies or [])] or list(known)
+    bad = [s for s in picked if s not in known]
+    if bad:
+        raise profiles.ProfileError(f"unknown study {', '.join(bad)}; valid studies: {', '.join(known)}")
+    return list(dict.fromkeys(picked))
 
 
-def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens") -> Path:
+def _cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _execute(nb: Path, out_nb: Path, staging: Path, profile: str, kernel: str, threads: int, log: Path) -> None:
     import papermill as pm
 
+    # papermill's -p profile is the one that counts here, so NNLENS_PROFILE is unset; the kernel imports
+    # the library this runner runs from (a relative PYTHONPATH would not survive its cwd, notebooks/)
+    pythonpath = os.pathsep.join([str(paths.ROOT / "lib")] + [
+        str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    with _environ(NNLENS_REPORTS=str(staging), NNLENS_PROGRESS="0", NNLENS_PROFILE=None, PYTHONPATH=pythonpath,
+                  **preflight.thread_env(threads)), stderr_to(log):
+        pm.execute_notebook(str(nb), str(out_nb), parameters={"profile": profile}, kernel_name=kernel,
+                            cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False)
+
+
+def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
+        threads: int = preflight.DEFAULT_THREADS, timings: dict | None = None) -> Path:
+    """Run one notebook into the reports at ``profile``; ``timings`` (if given) gets wall/cpu seconds."""
     profiles.validate_profile(profile)
     nb = Path(notebook).resolve()
     if not nb.exists():
         raise SystemExit(f"error: notebook {notebook} does not exist; notebooks are in {paths.NOTEBOOKS}")
     final = final_reports_dir(profile)
+    problem = preflight.check_writable(final)
+    if problem:
+        raise SystemExit(f"error: {problem}; nothing was run and the reports are unchanged")
     staging = final / ".staging" / nb.stem     # same file system as final: renames are atomic
     failed = final / ".failed"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     out_nb = staging / "notebooks" / nb.name
-    out_nb.parent.mkdir(parents=True)
-    if (final / "bench").is_dir():  # inputs made by `make bench`, read by notebooks (study 05)
-        shutil.copytree(final / "bench", staging / "bench")
-    print(f"[{nb.stem}] running at profile {profile} ...", flush=True)
-    t0 = time.perf_counter()
-    # papermill's -p profile is the one that counts here, so NNLENS_PROFILE is unset
-    with _environ(NNLENS_REPORTS=str(staging), NNLENS_PROGRESS="0", NNLENS_PROFILE=None):
+    log = staging.parent / f"{nb.stem}.kernel.log"   # outside staging: never published
+    print(f"[{nb.stem}] running at profile {profile} with {threads} threads ...", flush=True)
+    start, t0, c0 = time.time(), time.perf_counter(), _cpu_children()
+    try:
+        out_nb.parent.mkdir(parents=True)
+        if (final / "bench").is_dir():  # inputs made by `make bench`, read by notebooks (study 05)
+            shutil.copytree(final / "bench", staging / "bench")
         try:
-            pm.execute_notebook(str(nb), str(out_nb), parameters={"profile": profile}, kernel_name=kernel,
-                                cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False)
+            _execute(nb, out_nb, staging, profile, kernel, threads, log)
+        except KeyboardInterrupt:
+            raise
         except Exception as e:  # papermill raises PapermillExecutionError for a failing cell
+            if _INTERRUPTED:
+                raise KeyboardInterrupt from None   # the kernel saw the Ctrl-C first
             failed.mkdir(parents=True, exist_ok=True)
             kept = failed / nb.name
             if out_nb.exists():
                 shutil.copy(out_nb, kept)
-            shutil.rmtree(staging, ignore_errors=True)
+            if log.exists() and log.stat().st_size:
+                shutil.copy(log, failed / log.name)
             cell = getattr(e, "exec_count", None)
             what = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
             raise SystemExit(
@@ -124,15 +165,148 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens") 
                 f"  the previous reports in {_show(final)}/ are unchanged; "
                 f"the partly executed notebook is {_show(kept)}"
             ) from None
-    scrub(out_nb)
-    _merge(staging, final)
-    shutil.rmtree(staging, ignore_errors=True)
-    with _environ(NNLENS_REPORTS=str(final)):
+        scrub(out_nb)
         from . import reports
 
-        reports.build_claims_md()
-    print(f"[{nb.stem}] done in {time.perf_counter() - t0:.1f} s -> {_show(final)}/", flush=True)
+        _io.write_text(staging / "claims.md", reports.claims_md_text(final / "claims", staging / "claims"))
+        try:
+            publish(staging, final)
+        except OSError as e:
+            raise SystemExit(f"error: publishing {nb.stem} failed ({e.strerror or e}: {e.filename}); "
+                             f"every file was put back, the reports in {_show(final)}/ are unchanged") from None
+        os.utime(final / "notebooks" / nb.name, (start, start))  # up to date only against sources older than the run
+        for stale in (failed / nb.name, failed / log.name):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        with contextlib.suppress(OSError):
+            failed.rmdir()                                        # only when empty
+    except KeyboardInterrupt:
+        raise Interrupted(nb.stem[:2]) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            log.unlink()
+        with contextlib.suppress(OSError):
+            staging.parent.rmdir()
+    wall, cpu = time.perf_counter() - t0, _cpu_children() - c0
+    if timings is not None:
+        timings.update(wall_s=round(wall, 1), cpu_s=round(cpu, 1), threads=threads)
+    print(f"[{nb.stem}] done in {wall:.1f} s (CPU {cpu:.1f} s) -> {_show(final)}/", flush=True)
     return final / "notebooks" / nb.name
+
+
+# ------------------------------------------------------------------ reproduce
+SOURCES = ("pyproject.toml", "requirements.lock")
+
+
+def _newest_source(nb: Path, final: Path) -> float:
+    """Newest mtime of what a study's outputs depend on: its notebook, the library, the pinned
+    environment, and the published ``bench/`` results that notebooks read (``make bench``)."""
+    files = [nb, *(paths.ROOT / s for s in SOURCES), *(paths.ROOT / "lib" / "nnlens").rglob("*.py"),
+             *(final / "bench").glob("*")]
+    return max(f.stat().st_mtime for f in files if f.is_file())
+
+
+def up_to_date(study: str, profile: str, threads: int) -> bool:
+    """Executed notebook newer than every source it depends on, and run with ``threads`` threads."""
+    nb = study_notebooks()[study]
+    final = final_reports_dir(profile)
+    out = final / "notebooks" / nb.name
+    if not out.exists() or out.stat().st_mtime < _newest_source(nb, final):
+        return False
+    return load_timings(final).get("studies", {}).get(study, {}).get("threads") == threads
+
+
+def load_timings(final: Path) -> dict:
+    try:
+        return json.loads((final / TIMINGS).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_timings(final: Path, profile: str, ran: dict[str, dict], total: float) -> None:
+    doc = load_timings(final)
+    doc["profile"] = profile
+    doc.setdefault("studies", {}).update(ran)
+    doc["studies"] = dict(sorted(doc["studies"].items()))
+    doc["last_reproduce_wall_s"] = round(total, 1)
+    with contextlib.suppress(OSError):        # timings are a record, never a reason to fail a good run
+        _io.write_text(final / TIMINGS, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+_INTERRUPTED: list[bool] = []
+
+
+def _on_sigint(signum, frame):
+    _INTERRUPTED.append(True)
+    signal.default_int_handler(signum, frame)
+
+
+def reproduce(profile: str = "default", studies=None, kernel: str = "nnlens",
+              threads: int = preflight.DEFAULT_THREADS, force: bool = False) -> int:
+    """Run the selected studies (all by default) into the reports; 0 when all ran or were up to date."""
+    profiles.validate_profile(profile)
+    picked = select(studies)
+    final = final_reports_dir(profile)
+    problem = preflight.check_writable(final)
+    if problem:
+        print(f"error: {problem}; nothing was run and the reports are unchanged", file=sys.stderr)
+        return 1
+    missing = {s: preflight.missing_data(s, profile) for s in picked}
+    missing = {s: m for s, m in missing.items() if m}
+    if missing:
+        needed: dict[str, list[str]] = {}                       # one line per missing dataset
+        for s, ms in missing.items():
+            for m in ms:
+                needed.setdefault(m, []).append(s)
+        lines = [f"  {m} (needed by {', '.join(ss)})" for m, ss in needed.items()]
+        runnable = [s for s in picked if s not in missing]
+        print(f"missing data at profile {profile}; skipping {', '.join(missing)}"
+              f"{', running ' + ', '.join(runnable) if runnable else ''}:\n" + "\n".join(lines),
+              file=sys.stderr, flush=True)
+    status: dict[str, str] = {}
+    ran: dict[str, dict] = {}
+    t0 = time.perf_counter()
+    notebooks = study_notebooks()
+    for s in picked:
+        if s in missing:
+            status[s] = "skipped: data missing"
+            continue
+        if not force and up_to_date(s, profile, threads):
+            status[s] = "up to date"
+            print(f"[{notebooks[s].stem}] up to date", flush=True)
+            continue
+        entry: dict = {}
+        try:
+            run(notebooks[s], profile, kernel, threads, timings=entry)
+        except Interrupted:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)    # a second Ctrl-C must not break the summary
+            if ran:
+                index(profile)
+                _save_timings(final, profile, ran, time.perf_counter() - t0)
+            rest = f"{', '.join(ran)} published before it" if ran else f"{_show(final)}/ unchanged"
+            print(f"\ninterrupted: nothing published for {s}; {rest}", file=sys.stderr)
+            return 130
+        except SystemExit as e:
+            print(e, file=sys.stderr, flush=True)
+            status[s] = "failed"
+            continue
+        status[s] = "ran"
+        ran[s] = entry
+    total = time.perf_counter() - t0
+    if ran:
+        index(profile)
+        _save_timings(final, profile, ran, total)
+    print(f"\n{'study':<6} {'status':<22} {'wall s':>8} {'CPU s':>8}")
+    for s in picked:
+        e = ran.get(s, {})
+        print(f"{s:<6} {status[s]:<22} {e.get('wall_s', ''):>8} {e.get('cpu_s', ''):>8}")
+    print(f"total wall time {total:.1f} s ({total / 60:.1f} min); reports in {_show(final)}/ "
+          f"(claims: {_show(final / 'claims.md')}, times: {_show(final / TIMINGS)})")
+    bad = [s for s in picked if status[s] not in ("ran", "up to date")]
+    if bad:
+        print(f"not reproduced: {', '.join(f'{s} ({status[s]})' for s in bad)}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def index(profile: str = "default") -> Path:
@@ -155,30 +329,58 @@ def index(profile: str = "default") -> Path:
     return _io.write_text(final / "README.md", "\n".join(lines))
 
 
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threads must be a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"threads must be a positive integer, got {text!r}")
+    return n
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nnlens.runner", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run one notebook into the reports")
     r.add_argument("notebook")
-    r.add_argument("--profile", default="default")
-    r.add_argument("--kernel", default="nnlens")
+    rp = sub.add_parser("reproduce", help="run studies (all, or --study 02 / 01,03) into the reports")
+    rp.add_argument("--study", default="", help="study ids, e.g. 02 or 01,03 (default: all)")
+    rp.add_argument("--force", action="store_true", help="rerun studies that are up to date")
+    for p in (r, rp):
+        p.add_argument("--profile", default="default")
+        p.add_argument("--kernel", default="nnlens")
+        p.add_argument("--threads", type=_threads, default=preflight.DEFAULT_THREADS,
+                       help=f"torch/BLAS threads of the kernel (default {preflight.DEFAULT_THREADS})")
     i = sub.add_parser("index", help="rebuild claims.md and the reports index")
     i.add_argument("--profile", default="default")
     args = ap.parse_args(argv)
     try:
         profiles.validate_profile(args.profile)
+        if args.cmd == "reproduce":
+            select(args.study)
     except profiles.ProfileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.cmd == "run":
-        try:
-            run(args.notebook, args.profile, args.kernel)
-        except SystemExit as e:
-            print(e, file=sys.stderr)
-            return 1
-    else:
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # not when started with SIGINT ignored
+        signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        if args.cmd == "run":
+            try:
+                run(args.notebook, args.profile, args.kernel, args.threads)
+            except SystemExit as e:
+                print(e, file=sys.stderr)
+                return 1
+            return 0
+        if args.cmd == "reproduce":
+            return reproduce(args.profile, args.study, args.kernel, args.threads, args.force)
         index(args.profile)
-    return 0
+        return 0
+    except KeyboardInterrupt as e:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        what = f"nothing published for {e.args[0]}" if isinstance(e, Interrupted) and e.args else "nothing published"
+        print(f"\ninterrupted: {what}; {_show(final_reports_dir(args.profile))}/ unchanged", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ the dict ``fn`` returned), in grid order.
   baseline of ``benchmarks/sweeps.py``).
 
 Resuming: with a ``store`` folder every finished job is written there as one
-JSON file named by a hash of (function name, params), atomically (``nnlens._io``)
+JSON file named by a hash of (function name, params, source of the function's
+module and its nnlens imports: ``nnlens.cache``), atomically (``nnlens._io``)
 and by this process as soon as the result arrives, so a sweep killed part-way
 reruns only the jobs that did not finish. Results must be JSON-serializable.
 
@@ -32,7 +33,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from . import _io
+from . import _io, cache
 
 BACKENDS = ("auto", "joblib", "dask", "sequential")
 SCHEDULER_ENV = "NNLENS_DASK_SCHEDULER"
@@ -44,9 +45,15 @@ def product(**axes) -> list[dict]:
     return [dict(zip(names, values)) for values in itertools.product(*(axes[n] for n in names))]
 
 
-def job_key(fn: Callable, params: dict) -> str:
-    """A stable hash of the job: the function's qualified name and its params."""
-    doc = json.dumps({"fn": f"{fn.__module__}.{fn.__qualname__}", "params": params}, sort_keys=True, default=str)
+def job_key(fn: Callable, params: dict, code: str | None = None) -> str:
+    """A stable hash of the job: the function's qualified name, its params and its code.
+
+    ``code`` defaults to ``cache.code_hash(fn.__module__)``: the source of the job's module
+    and of every nnlens module it imports, so stored results of old code are not reused.
+    """
+    code = code if code is not None else cache.code_hash(fn.__module__)
+    doc = json.dumps({"fn": f"{fn.__module__}.{fn.__qualname__}", "params": params, "code": code},
+                     sort_keys=True, default=str)
     return hashlib.sha256(doc.encode()).hexdigest()[:20]
 
 
@@ -122,7 +129,8 @@ def run(fn: Callable, grid: Iterable[dict], *, backend: str = "auto", store: str
     grid = [dict(p) for p in grid]
     backend, address = _resolve_backend(backend, address)
     store = Path(store) if store is not None else None
-    keys = [job_key(fn, p) for p in grid]
+    code = cache.code_hash(fn.__module__)        # once per sweep: every job runs the same code
+    keys = [job_key(fn, p, code) for p in grid]
     results: list[dict | None] = [None] * len(grid)
     if store is not None:
         for i, k in enumerate(keys):

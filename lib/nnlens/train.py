@@ -5,8 +5,8 @@
 full batch (``batch_size=0``: plain full-batch gradient descent with ``sgd``),
 with cross-entropy or MSE (one-hot for labels, plain for regression targets),
 records per-epoch train/test loss and accuracy (NaN for regression), and caches
-the result in ``data/cache/train/`` under a hash of (spec, data, cfg), written
-atomically. A second call with the same inputs loads the cache. ``on_epoch``
+the result in ``data/cache/train/`` under a hash of (spec, data, cfg, and the source
+of the training code: ``cache_key``), written atomically. A second call with the same inputs loads the cache. ``on_epoch``
 (uncached runs only) is called with the model before the first step and after
 every epoch, which is how study 03 takes its weight snapshots. Training stops at
 the first epoch whose training loss is not finite (``FitResult.diverged``).
@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import _io, models, paths, utils
+from . import _io, cache, models, paths, utils
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "ce
 
 
 def cache_key(spec: dict, ds, cfg: TrainConfig) -> str:
-    doc = json.dumps({"spec": spec, "data": ds.fingerprint, "cfg": dataclasses.asdict(cfg)}, sort_keys=True)
+    """Hash of what determines a trained model: spec, data content, config, and the code that trains it.
+
+    ``cache.code_hash(__name__)`` covers this module and every nnlens module it imports
+    (models, utils, ...), so a change to the training code makes every cached model miss;
+    torch's version is in the key too (a new torch can train to different weights).
+    """
+    doc = json.dumps({"spec": spec, "data": ds.fingerprint, "cfg": dataclasses.asdict(cfg),
+                      "code": cache.code_hash(__name__), "torch": torch.__version__}, sort_keys=True)
     return hashlib.sha256(doc.encode()).hexdigest()[:20]
 
 

@@ -1,0 +1,88 @@
+"""Moving a study's staged reports into place, safely (used by ``nnlens.runner``).
+
+- ``scrub(notebook)``: drop papermill's timestamps and durations so reruns give identical bytes.
+- ``publish(staging, final)``: every staged file into the reports folder, all or nothing.
+- ``stderr_to(log)``: the kernel's stderr into a log file instead of the terminal.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from . import _io
+
+VOLATILE_KEYS = ("start_time", "end_time", "duration", "exception")
+
+
+def scrub(nb_path: Path) -> None:
+    """Remove papermill's timestamps and durations and the kernel's execution metadata."""
+    nb = json.loads(nb_path.read_text())
+    pm = nb.get("metadata", {}).get("papermill", {})
+    for k in VOLATILE_KEYS:
+        pm.pop(k, None)
+    pm.pop("input_path", None)
+    pm.pop("output_path", None)
+    for cell in nb.get("cells", []):
+        md = cell.get("metadata", {})
+        if "injected-parameters" in md.get("tags", []):
+            cell["id"] = "injected-parameters"  # papermill draws a random id for this cell
+        md.pop("execution", None)
+        for k in VOLATILE_KEYS:
+            md.get("papermill", {}).pop(k, None)
+    _io.write_text(nb_path, json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def publish(staging: Path, final: Path) -> list[Path]:
+    """Move every file of ``staging`` into ``final``, all or nothing; ``claims.md`` last.
+
+    Each published file that existed is first hard-linked (or copied) into a backup
+    folder; if any move fails, or Ctrl-C arrives, the moved files are put back (or
+    removed when they are new) before the error goes on. Same file system: renames.
+    """
+    files = sorted((p for p in staging.rglob("*") if p.is_file()), key=lambda p: (p.name == "claims.md", str(p)))
+    backup = staging.parent / f".backup-{staging.name}"
+    shutil.rmtree(backup, ignore_errors=True)
+    moved: list[tuple[Path, Path | None]] = []
+    try:
+        for src in files:
+            rel = src.relative_to(staging)
+            dst = final / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            kept = None
+            if dst.exists():
+                kept = backup / rel
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(dst, kept)
+                except OSError:
+                    shutil.copy2(dst, kept)
+            os.replace(src, dst)
+            moved.append((dst, kept))
+    except BaseException:
+        for dst, kept in reversed(moved):
+            with contextlib.suppress(OSError):
+                os.replace(kept, dst) if kept is not None else dst.unlink()
+        raise
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
+    return [dst for dst, _ in moved]
+
+
+@contextlib.contextmanager
+def stderr_to(log: Path):
+    """Send file descriptor 2 to ``log`` for the block: the kernel inherits it, so its warnings and
+    its dying words on Ctrl-C land in the log instead of the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "ab") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
