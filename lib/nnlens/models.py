@@ -106,10 +106,11 @@ class TwoLayer(nn.Module):
 
     def __init__(self, d: int, h: int, activation: str = "tanh", train_a: bool = True):
         super().__init__()
-        acts = {"tanh": torch.tanh, "relu": F.relu, "gelu": F.gelu}
-        if activation not in acts:
-            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(acts)}")
-        self.d, self.h, self.act = d, h, acts[activation]
+        from .spectra import ACTIVATIONS      # one table of (σ, σ'): the closed-form kernels use the same
+
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        self.d, self.h, self.act = d, h, ACTIVATIONS[activation][0]
         self.W = nn.Parameter(torch.randn(h, d))
         self.a = nn.Parameter(torch.randn(h), requires_grad=train_a)
         self.taps = []
