@@ -21,9 +21,9 @@ def plot_esd(esd: dict, ratio: float, title: str, sigma2: float = 1.0):
     lo, hi = spectra.mp_edges(ratio, sigma2)
     fig, axes = plt.subplots(1, len(esd), figsize=(3.1 * len(esd), 2.8), sharey=True)
     for ax, (name, e) in zip(np.atleast_1d(axes), esd.items()):
-        bins = np.linspace(0, max(hi, np.quantile(e["W"], 0.99)) * 1.1, 50)
+        bins = np.linspace(0, max(hi * 1.1, e["W"][-1] * 1.05), 60)      # wide enough to show every outlier
         ax.hist(e["W0"], bins, density=True, alpha=0.5, label="init")
-        ax.hist(np.clip(e["W"], None, bins[-1]), bins, density=True, alpha=0.5, label="end")
+        ax.hist(e["W"], bins, density=True, alpha=0.5, label="end")
         t = np.linspace(lo, hi, 400)
         ax.plot(t, spectra.mp_density(t, ratio, sigma2), "k-", lw=1, label="MP")
         ax.axvline(hi * 1.05, color="k", ls=":", lw=1)
@@ -41,10 +41,11 @@ def plot_kernel_spectra(esd: dict):
     for ax, k in zip(axes, ("ck", "ntk")):
         first = next(iter(esd.values()))
         e0 = np.sort(first[f"{k}0"])[::-1]
-        r = np.arange(1, len(e0) + 1)
-        ax.loglog(r, np.clip(e0, 1e-12, None), "k-", lw=2, label="init")
+        keep = e0 > 1e-9 * e0[0]                       # the CK has rank <= h: its null eigenvalues are not shown
+        r = np.arange(1, len(e0) + 1)[keep]
+        ax.loglog(r, e0[keep], "k-", lw=2, label="init")
         for name, e in esd.items():
-            ax.loglog(r, np.clip(np.sort(e[k])[::-1], 1e-12, None), lw=1, label=NAMES.get(name, name))
+            ax.loglog(r, np.sort(e[k])[::-1][keep], lw=1, label=NAMES.get(name, name))
         ax.set(title=f"{k.upper()} spectrum on the training set", xlabel="rank", ylabel="eigenvalue")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
@@ -68,6 +69,8 @@ def plot_ladder(ladder: pd.DataFrame):
     sns.lineplot(data=ks, x="k", y="value", hue="matrix", style="regime", marker="o", errorbar="sd", ax=axes[3])
     axes[3].axhline(0.1, color="k", ls=":", lw=1)
     axes[3].set(xscale="log", title="bulk KS, final vs init", ylabel="KS", ylim=(0, None))
+    axes[3].set_xticks(sorted(ladder["k"].unique()), [str(k) for k in sorted(ladder["k"].unique())])
+    axes[3].minorticks_off()
     axes[3].legend(fontsize=6)
     axes[0].legend(fontsize=7)
     fig.tight_layout()

@@ -4,7 +4,7 @@ Wang, Engel, Sarwate, Dumitriu & Chiang (2022), "Spectral evolution and invarian
 linear-width neural networks". Model, units and step sizes: ``s03_runs`` (f(x) = aᵀσ(Wx/√d)/√h,
 only W trained, lr in multiples of the edge of stability n / λmax(NTK0)).
 
-The notebook calls, in order: ``tune_adam(cfg)``, ``run_regimes(cfg, adam_lr)``,
+The notebook calls, in order: ``null_alphas(cfg)``, ``tune_adam(cfg, null)``, ``run_regimes(cfg, adam_lr, null)``,
 ``run_ladder(cfg, regimes)``, ``run_mlp(cfg)``, ``claims(results, cfg)``; figures in ``s03_plots``.
 
 Regimes (same init and data per seed): ``gd_small`` and ``sgd_small`` (0.05 x edge), ``gd_large``
@@ -112,11 +112,13 @@ def measure(run: R.Run, tdata: dict, cfg, null: dict | None = None, full: bool =
     return row, dyn, eig
 
 
-def null_alphas(cfg, tdata: dict, seed: int = 0) -> dict:
+@R.single_thread()
+def null_alphas(cfg, tdata: dict | None = None, seed: int = 0) -> dict:
     """The heavy-tail nulls at the top size: α of W's ESD over ``null_draws`` Gaussian (h, d) matrices,
     and of the CK / NTK built from them (fresh Gaussian a) on the training inputs; the kernels' λ+ is
     the median over those draws of λmax (no closed-form edge for these kernels)."""
     n, d, h = cfg.n, cfg.d, cfg.h
+    tdata = tdata or R.teacher(n, d, cfg, cfg.seed)
     g = torch.Generator().manual_seed(10_000 + seed)
     kern = {"ck": [], "ntk": []}
     tops = {"ck": [], "ntk": []}
@@ -134,8 +136,12 @@ def null_alphas(cfg, tdata: dict, seed: int = 0) -> dict:
 
 # ------------------------------------------------------------------ drivers
 @R.single_thread()
-def tune_adam(cfg) -> tuple[float, pd.DataFrame]:
-    """Adam's lr: the grid value with the lowest validation error (refit readout) on ``ADAM_TUNE_SEED``."""
+def tune_adam(cfg, null: dict | None = None) -> tuple[float, pd.DataFrame]:
+    """Adam's lr: the grid value with the lowest validation error (refit readout) on ``ADAM_TUNE_SEED``.
+
+    With ``null`` (``null_alphas``) the table also gives each lr's heavy-tail tests and kernel
+    distances: whether heavier tails come with larger steps, and at what validation error.
+    """
     n, d, h = cfg.n, cfg.d, cfg.h
     tdata = R.teacher(n, d, cfg, ADAM_TUNE_SEED)
     rows = []
@@ -143,13 +149,18 @@ def tune_adam(cfg) -> tuple[float, pd.DataFrame]:
         run = R.train_run(tdata, d, h, R.Regime("adam", "adam", lr, cfg.sgd_batch, cfg.epochs), ADAM_TUNE_SEED,
                           cfg.activation, snapshots=1, eval_every=cfg.epochs)
         err = R.refit_error(run.W[-1], tdata, cfg.activation, split="val") if not run.diverged else math.inf
-        rows.append({"lr": lr, "val_error": err, "diverged": run.diverged})
+        row = {"lr": lr, "val_error": err, "diverged": run.diverged}
+        if null is not None and not run.diverged:
+            m = measure(run, tdata, cfg, null, full=False)[0]
+            row.update({k: m[k] for k in ("n_outliers", "W_alpha", "W_n_tail", "W_heavy", "ck_heavy", "ntk_heavy",
+                                          "ck_distance", "ntk_distance")})
+        rows.append(row)
     table = pd.DataFrame(rows)
     return float(table.loc[table["val_error"].idxmin(), "lr"]), table
 
 
 @R.single_thread()
-def run_regimes(cfg, adam_lr: float) -> dict:
+def run_regimes(cfg, adam_lr: float, null: dict | None = None) -> dict:
     """Every regime at the top size (n, d, h) for every seed.
 
     Returns {"final": one row per (regime, seed), "dynamics": one row per snapshot,
@@ -158,7 +169,6 @@ def run_regimes(cfg, adam_lr: float) -> dict:
     """
     n, d, h = cfg.n, cfg.d, cfg.h
     finals, dyn, curves, esd = [], [], [], {}
-    null = None
     for s in seeds(cfg):
         tdata = R.teacher(n, d, cfg, s)
         null = null or null_alphas(cfg, tdata, cfg.seed)
