@@ -34,7 +34,7 @@ def _final(p_out=0.8, spike_outliers=2, heavy=True, adam_err=0.05, gd_err=0.08, 
             lab = {"gd_small": "invariant", "sgd_small": "invariant", "gd_large": "spike", "one_step": "spike",
                    "adam": "heavy-tailed" if heavy else "invariant"}[reg]
             r = {"regime": reg, "seed": s, "n_outliers": spike_outliers if lab == "spike" else 0,
-                 "p_out_beta": p_out if lab == "spike" else 0.0, "alignment": 0.6, "ceiling": 0.7,
+                 "p_out_beta": p_out if lab == "spike" else 0.0, "alignment": 0.6, "dW_alignment": 0.65, "ceiling": 0.7,
                  "refit_error": adam_err if reg == "adam" else gd_err, "label": lab,
                  "ck_distance": dist[lab], "ntk_distance": dist[lab] / 2}
             for m in ("W", "ck", "ntk"):
@@ -139,6 +139,7 @@ def test_outlier_projection_on_a_planted_spike():
     assert row["n_outliers"] == 1 and row["p_out_beta"] == pytest.approx(p)
     assert row["alignment"] == pytest.approx(spectra.top_alignment(W + 3 * (h * d) ** 0.25 * np.outer(u, beta), beta))
     assert row["dW_op"] == pytest.approx(3 * (h * d) ** 0.25) and row["W0_op"] == pytest.approx(np.linalg.norm(W, 2))
+    assert row["dW_alignment"] == pytest.approx(1.0)                 # ΔW = θ u βᵀ: its top right singular vector is β
 
 
 def test_power_iteration_matches_svd():

@@ -186,14 +186,16 @@ def weight_row(W, W0, beta) -> dict:
     b = b / b.norm()
     out = evals > hi * (1 + EDGE_MARGIN)
     dW = W - W0
-    dW_op = math.sqrt(max(float(torch.linalg.eigvalsh(dW.T @ dW)[-1]), 0.0))   # (d, d) eigvalsh: ~4x an SVD's speed
+    dvals, dvecs = torch.linalg.eigh(dW.T @ dW)                        # (d, d): ΔW's right singular vectors
+    dW_op = math.sqrt(max(float(dvals[-1]), 0.0))
     dW_fro = float(dW.norm())
     W0_op, W0_fro = math.sqrt(float(eigs0[-1]) * h), float(W0.norm())
     return {"lambda1": float(eigs[-1]), "mp_edge": hi, "n_outliers": int(out.sum()),
             "n_outliers0": int(np.sum(eigs0 > hi * (1 + EDGE_MARGIN))),
             "p_out_beta": float((evecs[:, out].T @ b).norm()),
             "bulk_ks": spectra.bulk_ks(eigs0, eigs, hi * (1 + EDGE_MARGIN)),
-            "alignment": float(abs(evecs[:, -1] @ b)), "dW_op": dW_op, "dW_fro": dW_fro, "W0_op": W0_op,
+            "alignment": float(abs(evecs[:, -1] @ b)),
+            "dW_alignment": float(abs(dvecs[:, -1] @ b)) if dW_op > 0 else 0.0, "dW_op": dW_op, "dW_fro": dW_fro, "W0_op": W0_op,
             "W0_fro": W0_fro, "dW_op_sqrt_h": dW_op / math.sqrt(h), "dW_fro_sqrt_h": dW_fro / math.sqrt(h),
             "dW_fro_rel": dW_fro / W0_fro}
 

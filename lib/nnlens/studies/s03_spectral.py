@@ -247,6 +247,9 @@ def claims(results: dict, cfg) -> list[reports.Row]:
     sl = ladder_slopes(lad).set_index("regime")
     ks = lad[["bulk_ks", "ck_ks", "ntk_ks"]].max()
     n_out = int(lad["n_outliers"].max())
+    worst = lad.loc[lad["n_outliers"].idxmax()]
+    at_init = (f" (worst: k = {int(worst['k'])}, seed {int(worst['seed'])}, {worst['regime']}: "
+               f"{int(worst.get('n_outliers0', -1))} above at init)") if n_out else ""
     ok_ks = bool((ks <= KS_MAX).all() and n_out == 0)
     ok_sl = bool((sl[["slope_dW_op_sqrt_h", "slope_dW_fro_sqrt_h"]].abs() <= SLOPE_BOUNDED).all().all()
                  and (sl["slope_dW_fro_rel"] <= SLOPE_VANISH).all())
@@ -255,8 +258,8 @@ def claims(results: dict, cfg) -> list[reports.Row]:
     rows.append(reports.Row(
         "03.1", "small-step GD and SGD keep the bulks of W, CK and NTK on their initial laws at every width, with "
                 "Θ(1) changes of W (‖ΔW‖/√h bounded) and ‖ΔW‖F/‖W0‖F → 0",
-        f"k = {sorted(lad['k'].unique())}, {lad['seed'].nunique()} seeds: max KS W {ks['bulk_ks']:.3f}, CK {ks['ck_ks']:.3f}, "
-        f"NTK {ks['ntk_ks']:.3f}; W eigenvalues above 1.05 λ+: {n_out} (max); slopes of ‖ΔW‖op/√h, ‖ΔW‖F/√h, "
+        f"k = {sorted(int(k) for k in lad['k'].unique())}, {lad['seed'].nunique()} seeds: max KS W {ks['bulk_ks']:.3f}, CK {ks['ck_ks']:.3f}, "
+        f"NTK {ks['ntk_ks']:.3f}; W eigenvalues above 1.05 λ+: {n_out} (max){at_init}; slopes of ‖ΔW‖op/√h, ‖ΔW‖F/√h, "
         f"‖ΔW‖F/‖W0‖F over k: {slopes}",
         f"KS <= KS_MAX = {KS_MAX}, 0 outliers, |slopes| <= SLOPE_BOUNDED = {SLOPE_BOUNDED}, "
         f"slope(‖ΔW‖F/‖W0‖F) <= SLOPE_VANISH = {SLOPE_VANISH}", ok_ks and ok_sl))
@@ -270,8 +273,9 @@ def claims(results: dict, cfg) -> list[reports.Row]:
         rows.append(reports.Row(
             cid, f"{what} makes outlier eigenvalues whose eigenvectors align with the teacher direction β",
             f"{len(r)} seeds: outliers {sorted(r['n_outliers'].astype(int).tolist())}, ‖P_out β‖ {_ms(r['p_out_beta'])} "
-            f"(min {r['p_out_beta'].min():.3f}; chance √(k/d) max {chance.max():.3f}); cos(top sv, β) "
-            f"{_ms(r['alignment'])} vs ceiling cos(Xᵀ(y−f0)/n, β) {_ms(r['ceiling'])}",
+            f"(min {r['p_out_beta'].min():.3f}; chance √(k/d) max {chance.max():.3f}); cos(top sv of ΔW, β) "
+            f"{_ms(r['dW_alignment'])} vs its ceiling cos(Xᵀ(y−f0)/n, β) {_ms(r['ceiling'])}; "
+            f"cos(top eigenvector of WᵀW, β) {_ms(r['alignment'])}",
             f">= 1 outlier above 1.05 λ+, ‖P_out β‖ >= PROJ_MIN = {PROJ_MIN} and >= CHANCE_FACTOR = {CHANCE_FACTOR} "
             "x √(k/d), in every seed", ok))
     # 03.3 Adam: heavy tails of W, CK, NTK and lower test error
