@@ -183,3 +183,15 @@ def test_train_run_snapshots_through_train_fit(activation):
     assert row["ntk_distance"] > 0 and np.isfinite(row["refit_error"])
     assert dyn["epoch"].tolist() == [0, 2, 4, 6] and dyn["ntk_distance"].iloc[0] == pytest.approx(0, abs=1e-12)
     assert eig["W"].shape == (cfg.d,) and eig["ntk"].shape == (cfg.n,)
+
+
+def test_mean_field_readout_is_an_option_with_small_f0():
+    cfg = profiles.load("03", "smoke", n=40, d=10, h=400, readout="mean_field")
+    m = S._init(cfg.d, cfg.h, cfg, 0)
+    assert float(m.a.detach().std()) == pytest.approx(1 / math.sqrt(cfg.h), rel=0.15)
+    td = R.teacher(cfg.n, cfg.d, cfg, 0)
+    run = R.train_run(td, cfg.d, cfg.h, R.Regime("one_step", "sgd", 1.0, 0, 1), 0, "tanh", readout="mean_field")
+    assert run.a.std() == pytest.approx(1 / math.sqrt(cfg.h), rel=0.15)
+    assert abs(run.curves["train_loss"].iloc[0] - float((td["y"] ** 2).mean())) < 0.05     # f0 ~ 0
+    with pytest.raises(ValueError, match="mean_field"):
+        R.spec(3, 4, "tanh", "xavier")

@@ -113,7 +113,8 @@ class Study03:
     h: int = 600                      # hidden width (only W is trained; a stays at init)
     noise: float = 0.1
     link: str = "tanh"                # teacher g in y = g(βᵀx) + noise
-    activation: str = "tanh"          # student σ
+    activation: str = "tanh"          # student σ: tanh, relu or gelu (spectra.ACTIVATIONS)
+    readout: str = "standard"         # a ~ N(0, 1) ("standard", the paper's) or N(0, 1/h) ("mean_field", f0 ~ 0)
     epochs: int = 100                 # passes over the data (1 GD step, n/batch SGD/Adam steps each)
     lr_small: float = 0.05            # × edge of stability
     lr_large: float = 1.5             # × edge of stability (catapult regime)

@@ -70,8 +70,14 @@ def single_thread():
         torch.set_num_threads(n)
 
 
-def spec(d: int, h: int, activation: str) -> dict:
-    return {"name": "twolayer", "d": d, "h": h, "activation": activation, "train_a": False}
+READOUTS = ("standard", "mean_field")   # a ~ N(0, 1) (the paper's), or N(0, 1/h) (f0 ~ 0; Ba et al.'s option)
+
+
+def spec(d: int, h: int, activation: str, readout: str = "standard") -> dict:
+    if readout not in READOUTS:
+        raise ValueError(f"unknown readout {readout!r}; valid: {', '.join(READOUTS)}")
+    out = {"name": "twolayer", "d": d, "h": h, "activation": activation, "train_a": False}
+    return out if readout == "standard" else {**out, "readout_std": 1 / math.sqrt(h)}
 
 
 def teacher(n: int, d: int, cfg, seed: int) -> dict:
@@ -108,7 +114,7 @@ def ntk_edge(W, a, x, activation: str) -> float:
 
 
 def train_run(tdata: dict, d: int, h: int, regime: Regime, seed: int, activation: str,
-              snapshots: int = 1, fine_ntk_epochs: int = 0, eval_every: int = 1) -> Run:
+              snapshots: int = 1, fine_ntk_epochs: int = 0, eval_every: int = 1, readout: str = "standard") -> Run:
     """Train ``regime`` from the init of ``seed`` through ``train.fit``; snapshot W at ``snapshots`` + 1
     evenly spaced epochs; record train/test MSE and λ1 = σmax(W)²/h after every epoch (and the
     NTK's top eigenvalue over the first ``fine_ntk_epochs`` epochs: the catapult's signature);
@@ -140,10 +146,10 @@ def train_run(tdata: dict, d: int, h: int, regime: Regime, seed: int, activation
             if run.a is None:
                 run.a = model.a.detach().double().numpy().copy()
 
-    res = train.fit(spec(d, h, activation), ds, cfg, cache=False, progress=False, on_epoch=on_epoch,
+    res = train.fit(spec(d, h, activation, readout), ds, cfg, cache=False, progress=False, on_epoch=on_epoch,
                     eval_every=eval_every)
     with torch.no_grad(), utils.seeded(seed):
-        m0 = models.build(spec(d, h, activation))                 # the same init, for the epoch-0 losses
+        m0 = models.build(spec(d, h, activation, readout))                 # the same init, for the epoch-0 losses
         l0 = [float(F.mse_loss(m0(x), y)) for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test))]
     hist = pd.concat([pd.DataFrame([{"epoch": 0, "train_loss": l0[0], "test_loss": l0[1]}]),
                       res.history[["epoch", "train_loss", "test_loss"]]], ignore_index=True)

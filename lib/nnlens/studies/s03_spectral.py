@@ -53,7 +53,7 @@ def sizes(cfg) -> dict[int, tuple[int, int, int]]:
 
 def _init(d: int, h: int, cfg, seed: int):
     with utils.seeded(seed):
-        return models.build(R.spec(d, h, cfg.activation))
+        return models.build(R.spec(d, h, cfg.activation, cfg.readout))
 
 
 def spike_lr(model, x, y, kappa: float) -> tuple[float, float]:
@@ -147,7 +147,7 @@ def tune_adam(cfg, null: dict | None = None) -> tuple[float, pd.DataFrame]:
     rows = []
     for lr in cfg.adam_lrs:
         run = R.train_run(tdata, d, h, R.Regime("adam", "adam", lr, cfg.sgd_batch, cfg.epochs), ADAM_TUNE_SEED,
-                          cfg.activation, snapshots=1, eval_every=cfg.epochs)
+                          cfg.activation, snapshots=1, eval_every=cfg.epochs, readout=cfg.readout)
         err = R.refit_error(run.W[-1], tdata, cfg.activation, split="val") if not run.diverged else math.inf
         row = {"lr": lr, "val_error": err, "diverged": run.diverged}
         if null is not None and not run.diverged:
@@ -180,7 +180,8 @@ def run_regimes(cfg, adam_lr: float, null: dict | None = None) -> dict:
         for reg in _regimes(cfg, d, h, edge, adam_lr, cfg.sgd_batch, eta):
             catapult = reg.name == "gd_large"
             run = R.train_run(tdata, d, h, reg, s, cfg.activation, cfg.snapshots if reg.epochs > 1 else 1,
-                              cfg.fine_ntk_epochs if catapult else 0, 1 if catapult else max(1, reg.epochs // 20))
+                              cfg.fine_ntk_epochs if catapult else 0, 1 if catapult else max(1, reg.epochs // 20),
+                              cfg.readout)
             row, frame, eig = measure(run, tdata, cfg, null)
             finals.append({**row, "edge": edge, "ceiling": ceiling, "k": max(cfg.ladder)})
             dyn.append(frame)
@@ -213,7 +214,8 @@ def run_ladder(cfg, regimes: dict) -> pd.DataFrame:
             m0 = _init(d, h, cfg, s)
             edge = R.ntk_edge(m0.W.detach(), m0.a.detach(), tdata["x"], cfg.activation)
             for reg in _regimes(cfg, d, h, edge, None, max(1, cfg.sgd_batch * k // top), None):
-                run = R.train_run(tdata, d, h, reg, s, cfg.activation, snapshots=1, eval_every=reg.epochs)
+                run = R.train_run(tdata, d, h, reg, s, cfg.activation, snapshots=1, eval_every=reg.epochs,
+                                  readout=cfg.readout)
                 rows.append({**measure(run, tdata, cfg, None, full=False)[0], "edge": edge, "k": k})
     f = regimes["final"]
     df = pd.concat([pd.DataFrame(rows), f[f["regime"].isin(["gd_small", "sgd_small"])]], ignore_index=True)
