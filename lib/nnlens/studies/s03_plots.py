@@ -27,7 +27,9 @@ def plot_esd(esd: dict, ratio: float, title: str, sigma2: float = 1.0):
         t = np.linspace(lo, hi, 400)
         ax.plot(t, spectra.mp_density(t, ratio, sigma2), "k-", lw=1, label="MP")
         ax.axvline(hi * 1.05, color="k", ls=":", lw=1)
-        n_out = int(np.sum(e["W"] > hi * 1.05))
+        out = e["W"][e["W"] > hi * 1.05]
+        n_out = len(out)
+        ax.plot(out, np.full(n_out, 0.05), "rv", ms=5, label="outliers" if n_out else None)   # single eigenvalues
         ax.set(title=f"{NAMES.get(name, name)}\nλ1 = {e['W'][-1]:.3g}, {n_out} outliers", xlabel="eigenvalue of WᵀW/h")
     np.atleast_1d(axes)[0].legend()
     fig.suptitle(title)

@@ -152,8 +152,8 @@ def tune_adam(cfg, null: dict | None = None) -> tuple[float, pd.DataFrame]:
         row = {"lr": lr, "val_error": err, "diverged": run.diverged}
         if null is not None and not run.diverged:
             m = measure(run, tdata, cfg, null, full=False)[0]
-            row.update({k: m[k] for k in ("n_outliers", "W_alpha", "W_n_tail", "W_heavy", "ck_heavy", "ntk_heavy",
-                                          "ck_distance", "ntk_distance")})
+            row.update({k: m[k] for k in ("n_outliers", "W_alpha", "W_null_q", "W_n_tail", "W_llr", "W_p", "W_heavy",
+                                          "ck_heavy", "ntk_heavy", "ck_distance", "ntk_distance")})
         rows.append(row)
     table = pd.DataFrame(rows)
     return float(table.loc[table["val_error"].idxmin(), "lr"]), table
