@@ -1,5 +1,5 @@
-"""Tests of nnlens.spectra (and the snapshot loop of nnlens.dynamics): random-matrix
-baselines, tail exponents, spikes, kernel distance, and the closed-form NTK against autodiff."""
+"""Tests of nnlens.spectra: random-matrix baselines, tail exponents (against the ``powerlaw``
+package), spikes, kernel distance, and the closed-form NTK of every activation against autodiff."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import integrate
 
-from nnlens import dynamics, models, profiles, spectra
+from nnlens import models, spectra
 
 
 @pytest.mark.parametrize("ratio,sigma2", [(0.25, 1.0), (0.5, 2.0), (1.0, 1.0)])
@@ -43,6 +43,45 @@ def test_powerlaw_recovers_pareto_exponent(alpha):
     fit = spectra.powerlaw_fit(x)
     assert fit.alpha == pytest.approx(alpha, abs=0.2)
     assert fit.xmin >= 0.5 and fit.n_tail > 100
+    assert fit.llr > 0 and fit.p < 0.1                          # a power law beats an exponential tail
+
+
+def test_tail_fit_matches_slow_reference_and_powerlaw_package():
+    """The vectorized KS-xmin search against a loop with scipy's kstest (slow, obviously right), and
+    α and the likelihood ratio at the chosen xmin against the ``powerlaw`` package. (The package's own
+    xmin search uses a one-sided empirical CDF, i/n only, so its KS and chosen xmin differ slightly.)"""
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.uniform(0.1, 1.0, 300), (rng.pareto(2.0, 200) + 1.0)])
+    fit = spectra.tail_fit(x, xmin_floor=0.5, min_tail=20)
+    xs = np.sort(x)
+    best = (np.inf, None, None)
+    for xmin in xs[(xs >= 0.5)][:-19]:
+        tail = xs[xs >= xmin]
+        a = 1 + len(tail) / np.sum(np.log(tail / xmin))
+        D = stats.kstest(tail, lambda t: 1 - (t / xmin) ** (1 - a)).statistic
+        best = min(best, (D, xmin, a), key=lambda r: r[0])
+    assert fit.ks == pytest.approx(best[0], rel=1e-9)
+    assert fit.xmin == best[1] and fit.alpha == pytest.approx(best[2], rel=1e-12)
+    powerlaw = pytest.importorskip("powerlaw")
+    import warnings
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = powerlaw.Fit(x, discrete=False, xmin=fit.xmin, verbose=False,
+                           parameter_ranges={"alpha": [1.0, 50.0]})     # its default range clips α at 3
+        R, p = ref.distribution_compare("power_law", "exponential")
+    assert fit.alpha == pytest.approx(ref.power_law.alpha, rel=1e-3)   # the package optimizes numerically here
+    assert fit.llr == pytest.approx(R, rel=1e-2) and fit.p == pytest.approx(p, rel=5e-2, abs=1e-12)
+
+
+def test_tail_fit_rejects_too_short_tails_and_null_is_seeded():
+    rng = np.random.default_rng(5)
+    fit = spectra.tail_fit(rng.uniform(1, 2, 50), xmin_floor=1.9, min_tail=20)
+    assert math.isnan(fit.alpha) and fit.n_tail < 20
+    null = spectra.gaussian_null_alphas((120, 60), draws=5, seed=0)
+    assert null.shape == (5,) and np.all(np.isfinite(null) & (null > 1))
+    assert np.array_equal(null, spectra.gaussian_null_alphas((120, 60), draws=5, seed=0))   # seeded
 
 
 def test_planted_spike_is_found_with_its_direction():
@@ -80,45 +119,24 @@ def test_norms_and_bulk_ks():
     assert spectra.bulk_ks([1, 2, 3], [1, 2, 3, 100], edge=10) == 0.0
 
 
+@pytest.mark.parametrize("activation", sorted(spectra.ACTIVATIONS))
 @pytest.mark.parametrize("train_a", [True, False])
-def test_twolayer_ntk_matches_autodiff(train_a):
+def test_twolayer_ntk_matches_autodiff(train_a, activation):
     torch.manual_seed(0)
     d, h, n = 7, 11, 5
-    model = models.TwoLayer(d, h, "tanh", train_a=train_a).double()
+    model = models.TwoLayer(d, h, activation, train_a=train_a).double()
     x = torch.randn(n, d, dtype=torch.float64)
     params = {k: v for k, v in model.named_parameters() if v.requires_grad}
     from torch.func import functional_call, jacrev
 
     J = jacrev(lambda p: functional_call(model, p, (x,)))(params)          # {name: (n, *shape)}
     J = torch.cat([v.reshape(n, -1) for v in J.values()], 1)               # (n, P)
-    K = spectra.twolayer_ntk(model.W.detach(), model.a.detach(), x, "tanh", train_a)
+    K = spectra.twolayer_ntk(model.W.detach(), model.a.detach(), x, activation, train_a)
     assert np.allclose(K, (J @ J.T).detach().numpy(), rtol=1e-10, atol=1e-12)
     F = model.features(x)
-    assert np.allclose(spectra.twolayer_ck(model.W.detach(), x), (F @ F.T / h).detach().numpy())
+    assert np.allclose(spectra.twolayer_ck(model.W.detach(), x, activation), (F @ F.T / h).detach().numpy())
 
 
-def test_mlp_kernels_match_autodiff():
-    torch.manual_seed(0)
-    model = models.MLP(6, 3, width=8, depth=2)
-    x = torch.randn(4, 6)
-    params = dict(model.named_parameters())
-    ck, ntk = dynamics.mlp_kernels(model, params, x)
-    rows = []
-    for xi in x.double():
-        model.double().zero_grad()
-        (model(xi[None]).sum() / math.sqrt(3)).backward()
-        rows.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
-    model.float()
-    J = torch.stack(rows)
-    assert np.allclose(ntk, (J @ J.T).numpy(), rtol=1e-8)
-    assert ck.shape == (4, 4) and np.allclose(ck, ck.T)
-
-
-def test_train_snapshots_and_smoke_regimes():
-    cfg = profiles.load("03", "smoke", n=60, d=30, h=45, epochs=6, snapshots=3)
-    df, runs, td = dynamics.run_twolayer(cfg)
-    assert set(df["regime"]) == set(dynamics.REGIMES)
-    assert sorted(df["epoch"].unique()) == [0, 2, 4, 6]
-    first = df[df.epoch == 0]
-    assert np.allclose(first["dW_op"], 0) and np.allclose(first["ntk_distance"], 0, atol=1e-12)
-    assert (df.groupby("regime")["train_loss"].last() < df.groupby("regime")["train_loss"].first()).all()
+def test_unknown_activation_lists_valid_ones():
+    with pytest.raises(ValueError, match="gelu"):
+        models.TwoLayer(3, 4, "swish")

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -100,6 +101,20 @@ def test_on_epoch_sees_init_and_every_epoch_and_regression_targets_work():
     assert torch.equal(models.build(spec).W.detach(), seen[0][1])
     with pytest.raises(ValueError, match="cache=False"):
         train.fit(spec, td, cfg, on_epoch=lambda e, m: None)
+
+
+def test_eval_every_keeps_training_and_callbacks_but_thins_the_history():
+    td = data.teacher(64, 8, seed=0)
+    spec = {"name": "twolayer", "d": 8, "h": 16, "activation": "tanh", "train_a": False}
+    cfg = train.TrainConfig(optimizer="sgd", lr=0.5, epochs=7, batch_size=0, schedule="constant", loss="mse")
+    seen = []
+    full = train.fit(spec, td, cfg, cache=False)
+    thin = train.fit(spec, td, cfg, cache=False, eval_every=3, on_epoch=lambda e, m: seen.append(e))
+    assert seen == list(range(8)) and thin.history["epoch"].tolist() == [3, 6, 7]
+    assert torch.equal(full.model.W, thin.model.W)                   # the same training
+    assert np.allclose(thin.history["train_loss"], full.history.set_index("epoch").loc[[3, 6, 7], "train_loss"])
+    with pytest.raises(ValueError, match="cache=False"):
+        train.fit(spec, td, cfg, eval_every=2)
 
 
 def test_divergence_stops_training_and_is_reported():

@@ -102,16 +102,17 @@ class ResNet18(nn.Module):
 
 
 class TwoLayer(nn.Module):
-    """f(x) = aᵀσ(Wx/√d)/√h with W (h, d) and a (h,) at standard Gaussian init."""
+    """f(x) = aᵀσ(Wx/√d)/√h with W (h, d) N(0, 1) and a (h,) N(0, readout_std²) at init."""
 
-    def __init__(self, d: int, h: int, activation: str = "tanh", train_a: bool = True):
+    def __init__(self, d: int, h: int, activation: str = "tanh", train_a: bool = True, readout_std: float = 1.0):
         super().__init__()
-        acts = {"tanh": torch.tanh, "relu": F.relu, "gelu": F.gelu}
-        if activation not in acts:
-            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(acts)}")
-        self.d, self.h, self.act = d, h, acts[activation]
+        from .spectra import ACTIVATIONS      # one table of (σ, σ'): the closed-form kernels use the same
+
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        self.d, self.h, self.act = d, h, ACTIVATIONS[activation][0]
         self.W = nn.Parameter(torch.randn(h, d))
-        self.a = nn.Parameter(torch.randn(h), requires_grad=train_a)
+        self.a = nn.Parameter(torch.randn(h) * readout_std, requires_grad=train_a)   # 1/√h: mean-field readout
         self.taps = []
 
     def features(self, x):

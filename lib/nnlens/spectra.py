@@ -11,10 +11,12 @@ Normalization used throughout (numpy in, numpy or float out):
   direction β does.
 - ``mp_edges`` / ``mp_density``: the MP law of XᵀX / n for X (n, d) with
   entries of variance sigma2 and ratio = d / n <= 1 (Marchenko & Pastur 1967).
-- ``powerlaw_fit``: maximum-likelihood power-law tail p(λ) ∝ λ^-α above a cutoff
-  xmin chosen by minimizing the Kolmogorov-Smirnov distance (Clauset, Shalizi &
-  Newman 2009), through the maintained ``powerlaw`` package (continuous data).
-  This is the heavy-tail exponent of Martin & Mahoney (2021, WeightWatcher).
+- ``tail_fit``: maximum-likelihood power-law tail p(λ) ∝ λ^-α above a cutoff
+  xmin chosen by minimizing the Kolmogorov-Smirnov distance, with the likelihood
+  ratio against an exponential tail (Clauset, Shalizi & Newman 2009); the
+  heavy-tail exponent of Martin & Mahoney (2021, WeightWatcher).
+  ``gaussian_null_alphas``: the same fit on Gaussian matrices of a given shape,
+  the null a heavy-tail verdict is judged against.
 - ``outliers`` / ``top_alignment``: eigenvalues beyond the MP edge and the
   overlap of the top eigenvector with a direction (Baik, Ben Arous & Péché 2005;
   Ba et al. 2022 for the spike after one large gradient step).
@@ -26,7 +28,6 @@ Normalization used throughout (numpy in, numpy or float out):
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,35 +129,83 @@ def norms(W, W0, w0_norms: dict | None = None) -> dict:
 
 # ------------------------------------------------------------------ heavy tails
 @dataclass(frozen=True)
-class PowerLawFit:
-    alpha: float          # tail exponent of the density, p(λ) ∝ λ^-α for λ >= xmin
+class TailFit:
+    alpha: float          # tail exponent of the density, p(λ) ∝ λ^-α for λ >= xmin (NaN: no admissible xmin)
     xmin: float           # KS-chosen cutoff
     ks: float             # KS distance of the fitted tail
-    n_tail: int           # eigenvalues at or above xmin
+    n_tail: int           # eigenvalues at or above xmin (above the floor when no xmin was admissible)
+    llr: float            # log-likelihood ratio power law vs exponential on the tail (> 0 favours the power law)
+    p: float              # Vuong's two-sided p-value of that ratio (Clauset et al. 2009, eq. 5.7)
 
 
-def powerlaw_fit(eigenvalues, xmax: float | None = None) -> PowerLawFit:
-    """Continuous MLE power law with xmin chosen by KS (``powerlaw.Fit(discrete=False)``).
+def tail_fit(eigenvalues, xmin_floor: float = 0.0, min_tail: int = 20) -> TailFit:
+    """Continuous power-law MLE above a KS-chosen xmin, and its likelihood ratio against an exponential.
 
-    Non-positive values (null eigenvalues) are dropped. xmin is searched among the
-    observed values between the median and the 10th largest (the tail is the upper
-    half at most and has at least 10 points; this also halves the search cost).
-    The package's default alpha range is [0, 3], which clips the steep tails of an
-    MP bulk; we widen it to [1, 50].
+    Clauset, Shalizi & Newman (2009): for every candidate xmin (an observed value >= ``xmin_floor``
+    leaving >= ``min_tail`` points at or above it) α = 1 + m / Σ log(x / xmin); the xmin whose tail
+    has the smallest KS distance to its fitted law wins. Then the tail's log-likelihood under that
+    power law is compared with a shifted exponential λ e^{-λ (x - xmin)} fitted by MLE on the same
+    tail (the ``powerlaw`` package's ``distribution_compare("power_law", "exponential")``).
+
+    Hand-written (numpy, vectorized over all candidate xmin at once) rather than
+    ``powerlaw.Fit``: the study fits thousands of spectra (null draws of Gaussian matrices
+    included) and the package loops over candidates in Python; tests check it against the package.
     """
-    import powerlaw
-
-    x = np.asarray(eigenvalues, dtype=float)
+    x = np.sort(np.asarray(eigenvalues, dtype=float))
     x = x[x > 1e-12 * max(1.0, float(np.max(np.abs(x))))]
-    if len(x) < 10:
-        raise ValueError(f"powerlaw_fit needs at least 10 positive eigenvalues, got {len(x)}")
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # powerlaw warns on every candidate xmin
-        xs = np.sort(x)
-        fit = powerlaw.Fit(x, discrete=False, xmin=(float(np.median(xs)), float(xs[-10])), xmax=xmax,
-                           parameter_ranges={"alpha": [1.0, 50.0]}, verbose=False)
-    return PowerLawFit(float(fit.power_law.alpha), float(fit.power_law.xmin), float(fit.power_law.D),
-                       int(np.sum(x >= fit.power_law.xmin)))
+    n = len(x)
+    cand = np.flatnonzero((x >= xmin_floor) & (n - np.arange(n) >= min_tail))
+    if len(cand) == 0:
+        return TailFit(math.nan, math.nan, math.nan, int(np.sum(x >= xmin_floor)), math.nan, math.nan)
+    lx = np.log(x)
+    suffix = np.cumsum(lx[::-1])[::-1]                                 # (n,) Σ_{j>=i} log x_j
+    m = n - cand                                                       # (c,) tail sizes
+    alpha = 1 + m / (suffix[cand] - m * lx[cand])                      # (c,)
+    # KS of each candidate's tail against its own fit: rows = candidates, columns = all points
+    j = np.arange(n)[None, :]
+    i = cand[:, None]
+    in_tail = j >= i                                                   # (c, n)
+    ratio = np.exp(np.clip(lx[None, :] - lx[i], 0, None))              # x_j / xmin
+    model = 1 - ratio ** (1 - alpha[:, None])                          # fitted CDF at x_j
+    lo, hi = (j - i) / m[:, None], (j - i + 1) / m[:, None]            # empirical CDF just below / at x_j
+    gap = np.where(in_tail, np.maximum(np.abs(hi - model), np.abs(model - lo)), 0.0)
+    ks = gap.max(1)
+    best = int(np.argmin(ks))
+    i0, a = int(cand[best]), float(alpha[best])
+    tail, xmin = x[i0:], float(x[i0])
+    lam = 1 / np.mean(tail - xmin) if np.any(tail > xmin) else math.inf
+    ll_pl = np.log(a - 1) - np.log(xmin) - a * np.log(tail / xmin)
+    ll_exp = np.log(lam) - lam * (tail - xmin)
+    diff = ll_pl - ll_exp
+    llr = float(diff.sum())
+    sd = float(diff.std())
+    p = float(math.erfc(abs(llr) / (math.sqrt(2 * len(tail)) * sd))) if sd > 0 else 0.0
+    return TailFit(a, xmin, float(ks[best]), len(tail), llr, p)
+
+
+def powerlaw_fit(eigenvalues) -> TailFit:
+    """Tail fit with the cutoff searched above the median and at least 10 tail points (the fit
+    the workbook used before the heavy-tail test of study 03; kept for the MLP and kernel tables)."""
+    x = np.asarray(eigenvalues, dtype=float)
+    if np.sum(x > 0) < 10:
+        raise ValueError(f"powerlaw_fit needs at least 10 positive eigenvalues, got {int(np.sum(x > 0))}")
+    return tail_fit(x, xmin_floor=float(np.median(x[x > 0])), min_tail=10)
+
+
+def gaussian_null_alphas(shape: tuple[int, int], draws: int = 20, seed: int = 0, esd=None) -> np.ndarray:
+    """α of ``tail_fit`` (free xmin, >= 20 tail points) on the ESDs of ``draws`` i.i.d. N(0, 1)
+    matrices of ``shape`` (h, d): the null distribution a trained spectrum's α is compared with.
+
+    ``esd(W) -> eigenvalues`` (default ``weight_esd``) lets the same null serve kernels built
+    from a Gaussian W (the CK / NTK at a fresh initialization).
+    """
+    g = torch.Generator().manual_seed(seed)
+    esd = esd or (lambda W: weight_esd(W)[0])
+    out = []
+    for _ in range(draws):
+        W = torch.randn(*shape, generator=g, dtype=torch.float64)
+        out.append(tail_fit(esd(W)).alpha)
+    return np.asarray(out)
 
 
 # ------------------------------------------------------------------ kernels
@@ -174,16 +223,23 @@ def kernel_eigs(K) -> np.ndarray:
     return np.linalg.eigvalsh((K + K.T) / 2)
 
 
-_ACTS = {
+def _gelu_grad(z):
+    """d/dz of z Φ(z) (exact GELU): Φ(z) + z φ(z)."""
+    return 0.5 * (1 + torch.erf(z / math.sqrt(2))) + z * torch.exp(-z ** 2 / 2) / math.sqrt(2 * math.pi)
+
+
+# The activations of ``models.TwoLayer``: name -> (σ, σ'); the closed-form kernels below need both.
+ACTIVATIONS = {
     "tanh": (torch.tanh, lambda z: 1 - torch.tanh(z) ** 2),
     "relu": (torch.relu, lambda z: (z > 0).to(z.dtype)),
+    "gelu": (torch.nn.functional.gelu, _gelu_grad),
 }
 
 
 def twolayer_ck(W, x, activation: str = "tanh") -> np.ndarray:
     """Conjugate kernel F Fᵀ / h with F = σ(XWᵀ/√d) (N, h); W (h, d), x (N, d) -> (N, N)."""
     W, x = torch.as_tensor(W, dtype=torch.float64), torch.as_tensor(x, dtype=torch.float64)
-    F = _ACTS[activation][0](x @ W.T / math.sqrt(W.shape[1]))          # (N, h)
+    F = ACTIVATIONS[activation][0](x @ W.T / math.sqrt(W.shape[1]))          # (N, h)
     return (F @ F.T / W.shape[0]).numpy()
 
 
@@ -198,7 +254,7 @@ def twolayer_ntk(W, a, x, activation: str = "tanh", train_a: bool = True) -> np.
     a = torch.as_tensor(a, dtype=torch.float64)
     x = torch.as_tensor(x, dtype=torch.float64)
     h, d = W.shape
-    act, dact = _ACTS[activation]
+    act, dact = ACTIVATIONS[activation]
     Z = x @ W.T / math.sqrt(d)                                         # (N, h) pre-activations
     D = dact(Z) * a                                                    # (N, h)
     K = (x @ x.T / d) * (D @ D.T / h)                                  # (N, N) first-layer part

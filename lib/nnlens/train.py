@@ -180,13 +180,20 @@ def _progress_default() -> bool:
 
 def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool | None = None,
         device: str | torch.device | None = None,
-        on_epoch: Callable[[int, nn.Module], None] | None = None) -> FitResult:
+        on_epoch: Callable[[int, nn.Module], None] | None = None, eval_every: int = 1) -> FitResult:
     """Train ``models.build(spec)`` on ``ds`` with ``cfg``; cached by a hash of all three.
 
     ``ds`` needs x_train, y_train, x_test, y_test (and ``fingerprint`` when cached).
     ``on_epoch(epoch, model)`` is called at epoch 0 (before any step) and after every
     epoch; it needs ``cache=False`` (a cached result has no epochs to call it on).
+    ``eval_every=k`` evaluates (one history row, the divergence check) only every k epochs and
+    after the last one, for runs whose evaluation costs as much as their steps (full-batch GD);
+    it needs ``cache=False`` (a cached history would not say which rows it kept).
     """
+    if not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be an int >= 1, got {eval_every!r}")
+    if eval_every != 1 and cache:
+        raise ValueError("eval_every needs cache=False: the cache keys full per-epoch histories")
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     if cfg.batch_size < 0 or cfg.epochs < 0:
@@ -203,7 +210,7 @@ def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool 
                 blob = torch.load(path, map_location="cpu", weights_only=False)
                 model.load_state_dict(blob["state_dict"])
                 return FitResult(model.to(device).eval(), pd.DataFrame(blob["history"]), key, True)
-        history = _train(model.to(device), spec, ds, cfg, device, progress, on_epoch)
+        history = _train(model.to(device), spec, ds, cfg, device, progress, on_epoch, eval_every)
     model.eval()
     if not cache:
         return FitResult(model, history, "", False)
@@ -213,7 +220,7 @@ def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool 
     return FitResult(model, history, key, False)
 
 
-def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch) -> pd.DataFrame:
+def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch, eval_every: int = 1) -> pd.DataFrame:
     """The loop of ``fit``: one row per epoch; stops after an epoch with a non-finite training loss."""
     opt = make_optimizer(model.parameters(), cfg)  # unknown names fail here, with the valid ones
     info = OPTIMIZERS[cfg.optimizer]
@@ -257,6 +264,12 @@ def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch) -> pd.
                 opt.step()
                 if sched is not None:
                     sched.step()
+        if epoch % eval_every and epoch != cfg.epochs:
+            if bar is not None:
+                bar.update(1)
+            if on_epoch is not None:
+                on_epoch(epoch, model)
+            continue
         tr_loss, tr_acc = evaluate(model, ds.x_train, ds.y_train, cfg.loss)
         te_loss, te_acc = evaluate(model, ds.x_test, ds.y_test, cfg.loss)
         rows.append({"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc,

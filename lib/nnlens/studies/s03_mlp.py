@@ -1,0 +1,100 @@
+"""Study 03 on real data: the same regimes for an MLP on ``cfg.mlp_dataset`` with one-hot MSE.
+
+Reported beside the two-layer study (no ledger rows: there is no teacher direction, and the
+paper's theory is for the two-layer model). Training through ``train.fit`` (``on_epoch``
+snapshots of the first-layer weight), kernels from ``nnlens.ntk``:
+
+- CK: Gram F Fᵀ / width of the last hidden layer's ReLU features.
+- NTK: ``ntk.kernel(kind="pntk")`` = <Σ_c g_c(x), Σ_c g_c(x')>. The pNTK paper (Mohamadi et al.
+  2022) differentiates Σ_c f_c / √C, i.e. has a factor 1/C that ``ntk`` drops: ours is C x theirs.
+  Kernel distances are scale-free; the edge of stability below carries the C explicitly.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .. import data as data_mod, models, ntk, spectra, train
+from . import s03_runs as R
+
+MLP_ADAM_LR = 1e-3          # PyTorch's default (this comparison is reported, not tested)
+
+
+def kernels(model, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(CK, pNTK) of an ``models.MLP`` on x (N, D), each (N, N), float64 (pNTK scale: module docstring)."""
+    m = copy.deepcopy(model).double()
+    with torch.no_grad():
+        z = x.double().flatten(1)
+        for layer in m.hidden:
+            z = F.relu(layer(z))                                       # (N, width)
+        ck = (z @ z.T / z.shape[1]).numpy()
+    K = ntk.kernel(m, x.double(), kind="pntk", device="cpu", progress=False).numpy()
+    return ck, K
+
+
+def lr_edge(model, x: torch.Tensor, n_classes: int, n_sub: int) -> float:
+    """Approximate edge of stability of full-batch GD on one-hot MSE: N C / λmax(pNTK_paper)
+    = N C² / λmax(pNTK_ours), λmax on all N points estimated from ``n_sub`` of them as
+    λmax(K_sub) N / n_sub (the top mode of these kernels is a mean mode growing linearly in N)."""
+    _, K = kernels(model, x[:n_sub])
+    lam = spectra.kernel_eigs(K)[-1] * len(x) / min(n_sub, len(x))
+    return float(len(x) * n_classes ** 2 / lam)
+
+
+def run_mlp(cfg) -> tuple[pd.DataFrame, dict]:
+    """GD small / large, SGD small and Adam for an MLP (seed ``cfg.seed``); one row per snapshot,
+    and {regime: [first-layer weight snapshots]} for the ESD figure."""
+    ds = data_mod.load(cfg.mlp_dataset, cfg.mlp_n_train, 0, seed=cfg.seed)
+    x, x_test = ds.x_train.flatten(1), ds.x_test.flatten(1)
+    flat = data_mod.Dataset(ds.name, x, ds.y_train, x_test, ds.y_test, ds.n_classes)
+    spec = models.spec_for("mlp", flat, width=cfg.mlp_width, depth=cfg.mlp_depth)
+    with R.single_thread():
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed)
+            init = models.build(spec)
+        edge = lr_edge(init, x, ds.n_classes, cfg.mlp_n_kernel)
+        sigma2 = 1.0 / (3 * x.shape[1])     # kaiming_uniform(a=√5): U(±1/√fan_in), variance 1/(3 fan_in)
+        hi = spectra.mp_edges(min(x.shape[1], cfg.mlp_width) / max(x.shape[1], cfg.mlp_width), sigma2)[1]
+        xk = x[:cfg.mlp_n_kernel]
+        regimes = [R.Regime("gd_small", "sgd", cfg.lr_small * edge, 0), R.Regime("gd_large", "sgd", cfg.lr_large * edge, 0),
+                   R.Regime("sgd_small", "sgd", cfg.lr_small * edge, cfg.sgd_batch),
+                   R.Regime("adam", "adam", MLP_ADAM_LR, cfg.sgd_batch)]
+        rows, snaps = [], {}
+        keep = set(R.snapshot_epochs(cfg.mlp_epochs, cfg.snapshots))
+        for reg in regimes:
+            tcfg = train.TrainConfig(optimizer=reg.optimizer, lr=reg.lr, epochs=cfg.mlp_epochs, batch_size=reg.batch,
+                                     seed=cfg.seed, schedule="constant", loss="mse")
+            found = []
+
+            def on_epoch(epoch, model):
+                if epoch in keep:
+                    W = model.hidden[0].weight.detach().double().numpy().copy()
+                    ck, K = kernels(model, xk)
+                    tr = train.evaluate(model, flat.x_train, flat.y_train, "mse")[0]
+                    te = 1 - train.evaluate(model, flat.x_test, flat.y_test, "mse")[1]
+                    found.append((epoch, W, ck, K, tr, te))
+
+            res = train.fit(spec, flat, tcfg, cache=False, progress=False, on_epoch=on_epoch)
+            W0, ck0, K0 = found[0][1:4]
+            e0 = spectra.weight_esd(W0)[0]
+            snaps[reg.name] = [f[1] for f in found]
+            for epoch, W, ck, K, tr, te in found:
+                eigs = spectra.weight_esd(W)[0]
+                nrm = spectra.norms(W, W0)
+                rows.append({"regime": reg.name, "epoch": epoch, "lr": reg.lr, "lr_edge": edge,
+                             "train_loss": tr, "test_error": te, "lambda1": float(eigs[-1]),
+                             "mp_edge": hi, "n_outliers": len(spectra.outliers(eigs, hi, R.EDGE_MARGIN)),
+                             "bulk_ks": spectra.bulk_ks(e0, eigs, hi * (1 + R.EDGE_MARGIN)),
+                             "alpha": spectra.powerlaw_fit(eigs).alpha, **nrm,
+                             "ck_distance": spectra.kernel_distance(ck0, ck),
+                             "ntk_distance": spectra.kernel_distance(K0, K), "diverged": res.diverged})
+    return pd.DataFrame(rows), {"snapshots": snaps, "sigma2": sigma2}
+
+
+def esd(runs: dict) -> dict:
+    """{regime: {"W0", "W"}}: first-layer weight ESDs at init and at the end (for ``s03_plots.plot_esd``)."""
+    return {k: {"W0": spectra.weight_esd(v[0])[0], "W": spectra.weight_esd(v[-1])[0]} for k, v in runs["snapshots"].items()}

@@ -1,0 +1,197 @@
+"""Study 03 (spectral dynamics): claims on hand-built results (each holding and failing), the
+closed-form pieces (one-step spike size, edge of stability, outlier projection, power iteration,
+the MLP's pNTK scale) and a tiny end-to-end run through ``train.fit``."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nnlens import models, profiles, spectra
+from nnlens.studies import s03_mlp, s03_runs as R, s03_spectral as S
+
+CFG = profiles.load("03", "default")
+
+
+# --------------------------------------------------------------------------- hand-built results
+def _ladder(ks=(1, 2, 4, 8), op_slope=0.0, rel_slope=-0.5, max_ks=0.05, outliers=0):
+    rows = []
+    for reg in ("gd_small", "sgd_small"):
+        for k in ks:
+            for s in range(3):
+                rows.append({"regime": reg, "k": k, "seed": s, "bulk_ks": max_ks, "ck_ks": max_ks / 2, "ntk_ks": max_ks / 2,
+                             "n_outliers": outliers, "dW_op_sqrt_h": 0.8 * k ** op_slope * (1 + 0.01 * s),
+                             "dW_fro_sqrt_h": 0.9 * (1 + 0.01 * s), "dW_fro_rel": 0.1 * k ** rel_slope})
+    return pd.DataFrame(rows)
+
+
+def _final(p_out=0.8, spike_outliers=2, heavy=True, adam_err=0.05, gd_err=0.08, order=(0.001, 0.05, 0.2)):
+    rows = []
+    dist = dict(zip(S.LABELS, order))
+    for s in range(3):
+        for reg in S.REGIMES:
+            lab = {"gd_small": "invariant", "sgd_small": "invariant", "gd_large": "spike", "one_step": "spike",
+                   "adam": "heavy-tailed" if heavy else "invariant"}[reg]
+            r = {"regime": reg, "seed": s, "n_outliers": spike_outliers if lab == "spike" else 0,
+                 "p_out_beta": p_out if lab == "spike" else 0.0, "alignment": 0.6, "dW_alignment": 0.65, "ceiling": 0.7,
+                 "refit_error": adam_err if reg == "adam" else gd_err, "label": lab,
+                 "ck_distance": dist[lab], "ntk_distance": dist[lab] / 2}
+            for m in ("W", "ck", "ntk"):
+                r.update({f"{m}_heavy": heavy and reg == "adam", f"{m}_alpha": 2.5, f"{m}_null_q": 4.0,
+                          f"{m}_n_tail": 40})
+            rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def _verdicts(ladder=None, final=None):
+    res = {"regimes": {"final": _final() if final is None else final, "adam_lr": 0.01},
+           "ladder": _ladder() if ladder is None else ladder}
+    rows = S.claims(res, CFG)
+    assert [r.id for r in rows] == ["03.1", "03.2", "03.5", "03.3", "03.4"]
+    return {r.id: r.holds for r in rows}
+
+
+def test_claims_all_hold_on_a_faithful_result():
+    assert all(_verdicts().values())
+
+
+@pytest.mark.parametrize("ladder", [_ladder(op_slope=0.5), _ladder(rel_slope=-0.2), _ladder(max_ks=0.15),
+                                    _ladder(outliers=1)])
+def test_bulk_invariance_fails(ladder):
+    assert not _verdicts(ladder=ladder)["03.1"]
+
+
+def test_spike_fails_below_projection_or_chance():
+    assert not _verdicts(final=_final(p_out=0.4))["03.2"]
+    # 10 x chance with k = 4 outliers at d = 400 is 1.0: no projection can reach it
+    assert not _verdicts(final=_final(spike_outliers=4))["03.2"]
+    assert not _verdicts(final=_final(spike_outliers=0))["03.2"]
+
+
+def test_adam_claim_needs_heavy_tails_and_lower_error():
+    assert not _verdicts(final=_final(heavy=False))["03.3"]
+    assert not _verdicts(final=_final(adam_err=0.09))["03.3"]
+
+
+def test_ordering_claim_needs_every_label_and_the_order():
+    assert not _verdicts(final=_final(order=(0.1, 0.05, 0.2)))["03.4"]
+    assert not _verdicts(final=_final(heavy=False))["03.4"]          # no heavy-tailed run: cannot hold
+
+
+def test_label_of_a_run():
+    f = pd.DataFrame({"W_heavy": [True, False, False], "n_outliers": [0, 3, 0]})
+    assert S.label(f).tolist() == ["heavy-tailed", "spike", "invariant"]
+
+
+def test_ladder_slopes_recover_power_laws():
+    sl = S.ladder_slopes(_ladder(op_slope=0.3, rel_slope=-0.5)).set_index("regime")
+    assert sl.loc["gd_small", "slope_dW_op_sqrt_h"] == pytest.approx(0.3, abs=1e-9)
+    assert sl.loc["gd_small", "slope_dW_fro_rel"] == pytest.approx(-0.5, abs=1e-9)
+    assert sl.loc["gd_small", "slope_dW_fro_sqrt_h"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_ladder_sizes_and_bad_sizes():
+    assert S.sizes(CFG) == {1: (100, 50, 75), 2: (200, 100, 150), 4: (400, 200, 300), 8: (800, 400, 600)}
+    with pytest.raises(ValueError, match="multiples"):
+        S.sizes(profiles.load("03", "default", n=801))
+
+
+# --------------------------------------------------------------------------- closed forms
+def test_one_step_moves_W_by_exactly_kappa_hd_quarter():
+    d, h, n = 20, 30, 40
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = models.TwoLayer(d, h, "tanh", train_a=False)
+        x, y = torch.randn(n, d), torch.randn(n)
+    W0 = model.W.detach().clone()
+    eta, _ = S.spike_lr(model, x, y, 3.0)
+    with torch.no_grad():
+        model.W -= eta * model.W.grad
+    assert float(torch.linalg.matrix_norm((model.W.detach() - W0).double(), 2)) == pytest.approx(3.0 * (h * d) ** 0.25, rel=1e-5)
+
+
+def test_ntk_edge_is_the_gd_stability_limit_of_the_linearized_model():
+    """n / λmax(K): GD on the linearized model's MSE contracts below it and diverges above it."""
+    rng = np.random.default_rng(0)
+    J = rng.normal(size=(30, 50))                                   # (n, P) Jacobian of a linear model
+    K = J @ J.T
+    n = len(J)
+    edge = n / np.linalg.eigvalsh(K)[-1]
+    for mult, grows in ((0.95, False), (1.05, True)):
+        r = rng.normal(size=n)                                      # residual f - y evolves r <- (I - 2 lr K / n) r
+        for _ in range(400):
+            r = r - 2 * mult * edge * K @ r / n
+        assert (np.linalg.norm(r) > 1e3) == grows
+
+
+def test_outlier_projection_on_a_planted_spike():
+    rng = np.random.default_rng(2)
+    h, d = 600, 300
+    W = rng.normal(size=(h, d))
+    u = rng.normal(size=h); u /= np.linalg.norm(u)
+    beta = rng.normal(size=d); beta /= np.linalg.norm(beta)
+    edge = spectra.mp_edges(d / h)[1]
+    k, p = R.out_projection(W + 3 * (h * d) ** 0.25 * np.outer(u, beta), beta, edge)
+    assert k == 1 and p > 0.9
+    assert R.out_projection(W, beta, edge) == (0, 0.0)
+    row = R.weight_row(W + 3 * (h * d) ** 0.25 * np.outer(u, beta), W, beta)
+    assert row["n_outliers"] == 1 and row["p_out_beta"] == pytest.approx(p)
+    assert row["alignment"] == pytest.approx(spectra.top_alignment(W + 3 * (h * d) ** 0.25 * np.outer(u, beta), beta))
+    assert row["dW_op"] == pytest.approx(3 * (h * d) ** 0.25) and row["W0_op"] == pytest.approx(np.linalg.norm(W, 2))
+    assert row["dW_alignment"] == pytest.approx(1.0)                 # ΔW = θ u βᵀ: its top right singular vector is β
+
+
+def test_power_iteration_matches_svd():
+    M = torch.randn(60, 40, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    lam, _ = R._top_sv2(M, torch.ones(40, dtype=torch.float64), iters=500)
+    assert lam == pytest.approx(float(torch.linalg.matrix_norm(M, 2)) ** 2, rel=1e-6)
+
+
+def test_mlp_pntk_is_C_times_the_papers():
+    """s03_mlp's pNTK (nnlens.ntk) = <Σ_c g_c, Σ_c g_c>: C times the pNTK of Σ_c f_c / √C (autodiff)."""
+    torch.manual_seed(0)
+    model = models.MLP(6, 3, width=8, depth=2)
+    x = torch.randn(4, 6)
+    ck, K = s03_mlp.kernels(model, x)
+    m = model.double()
+    rows = []
+    for xi in x.double():
+        m.zero_grad()
+        (m(xi[None]).sum() / math.sqrt(3)).backward()
+        rows.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
+    J = torch.stack(rows)
+    assert np.allclose(K, 3 * (J @ J.T).numpy(), rtol=1e-8)
+    assert ck.shape == (4, 4) and np.allclose(ck, ck.T)
+
+
+# --------------------------------------------------------------------------- end to end, tiny
+@pytest.mark.parametrize("activation", ["tanh", "gelu"])
+def test_train_run_snapshots_through_train_fit(activation):
+    cfg = profiles.load("03", "smoke", n=40, d=10, h=20, activation=activation)
+    td = R.teacher(cfg.n, cfg.d, cfg, 0)
+    run = R.train_run(td, cfg.d, cfg.h, R.Regime("gd_small", "sgd", 1.0, 0, 6), 0, activation, snapshots=3,
+                      fine_ntk_epochs=2)
+    assert run.snap_epochs == [0, 2, 4, 6] and len(run.W) == 4
+    assert list(run.curves["epoch"]) == list(range(7)) and run.curves["ntk_top"].notna().sum() == 2
+    assert run.curves["train_loss"].iloc[-1] < run.curves["train_loss"].iloc[0]
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        W0 = models.TwoLayer(cfg.d, cfg.h, activation, train_a=False).W.detach().double().numpy()
+    assert np.array_equal(run.W[0], W0)                              # the seed's init, the same for every regime
+    row, dyn, eig = S.measure(run, td, cfg, None)
+    assert row["ntk_distance"] > 0 and np.isfinite(row["refit_error"])
+    assert dyn["epoch"].tolist() == [0, 2, 4, 6] and dyn["ntk_distance"].iloc[0] == pytest.approx(0, abs=1e-12)
+    assert eig["W"].shape == (cfg.d,) and eig["ntk"].shape == (cfg.n,)
+
+
+def test_mean_field_readout_is_an_option_with_small_f0():
+    cfg = profiles.load("03", "smoke", n=40, d=10, h=400, readout="mean_field")
+    m = S._init(cfg.d, cfg.h, cfg, 0)
+    assert float(m.a.detach().std()) == pytest.approx(1 / math.sqrt(cfg.h), rel=0.15)
+    td = R.teacher(cfg.n, cfg.d, cfg, 0)
+    run = R.train_run(td, cfg.d, cfg.h, R.Regime("one_step", "sgd", 1.0, 0, 1), 0, "tanh", readout="mean_field")
+    assert run.a.std() == pytest.approx(1 / math.sqrt(cfg.h), rel=0.15)
+    assert abs(run.curves["train_loss"].iloc[0] - float((td["y"] ** 2).mean())) < 0.05     # f0 ~ 0
+    with pytest.raises(ValueError, match="mean_field"):
+        R.spec(3, 4, "tanh", "xavier")
