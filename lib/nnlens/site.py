@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import base64
 import html
+import os
 import re
 import sys
 from pathlib import Path
@@ -54,6 +55,13 @@ img.key { max-width: 100%; height: auto; border: 1px solid #d0d7de; }
 """
 
 
+def _write(path: Path, text: str) -> Path:
+    """Atomic write, then readable by all (a web server serves the site; temp files start private)."""
+    _io.write_text(path, text)
+    os.chmod(path, 0o644)
+    return path
+
+
 def _page(title: str, body: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
@@ -61,8 +69,11 @@ def _page(title: str, body: str) -> str:
 
 
 def _nav() -> str:
-    return ('<nav class="nnlens"><a href="index.html">nnlens reports</a>'
-            '<a href="claims.html">claims ledger</a></nav>')
+    # inline styles: the notebook pages carry nbconvert's stylesheet, not the site's
+    link = 'style="margin-right: 1.5rem"'
+    return ('<nav class="nnlens" style="font-family: system-ui, sans-serif; padding: .5rem 1rem; '
+            'border-bottom: 1px solid #d0d7de; margin-bottom: 1rem">'
+            f'<a {link} href="index.html">nnlens reports</a><a {link} href="claims.html">claims ledger</a></nav>')
 
 
 def _png_uri(path: Path) -> str:
@@ -104,7 +115,7 @@ def render_notebook(nb_path: Path, out: Path) -> Path:
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb) or nb_path.stem}})
     # the site's navigation right after <body ...>; the rest is nbconvert's page as it is
     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + "\n" + _nav(), body, count=1)
-    return _io.write_text(out / f"{nb_path.stem}.html", body)
+    return _write(out / f"{nb_path.stem}.html", body)
 
 
 def build(reports_root: Path | None = None, out: Path | None = None) -> Path:
@@ -118,13 +129,16 @@ def build(reports_root: Path | None = None, out: Path | None = None) -> Path:
     claims = reports.load_claims(root / "claims")
     figures = root / "figures"
 
-    sections = []
+    sections, summary = [], []
     for nb_path in notebooks:
         study = nb_path.stem[:2]
         render_notebook(nb_path, out)
         title = _title(nbformat.read(nb_path, as_version=4)) or nb_path.stem
         rows = claims[claims["id"].str.startswith(study + ".")] if len(claims) else claims
         part = [f'<h2 id="study-{study}"><a href="{nb_path.stem}.html">{html.escape(title)}</a></h2>']
+        n_hold = int(rows["holds"].sum()) if len(rows) else 0
+        summary.append(f'<tr><td><a href="#study-{study}">{html.escape(title)}</a></td><td>{n_hold}</td>'
+                       f'<td>{len(rows) - n_hold}</td><td><a href="{nb_path.stem}.html">notebook</a></td></tr>')
         if len(rows):
             part += [_counts(rows), _claims_table(rows)]
         else:
@@ -145,8 +159,10 @@ def build(reports_root: Path | None = None, out: Path | None = None) -> Path:
              "it checks, what was measured, the threshold fixed before the run, and the verdict; "
              "a claim that does not hold at this scale is reported as not holding. "
              f'The whole ledger: <a href="claims.html">claims</a>. Profile: {html.escape(profiles)}.</p>\n'
-             + (_counts(claims) if len(claims) else ""))
-    _io.write_text(out / "index.html", _page("nnlens reports", intro + "\n" + "\n".join(sections)))
+             + (_counts(claims) if len(claims) else "")
+             + '<table class="claims">\n<tr><th>study</th><th>claims that hold</th><th>do not hold</th>'
+               "<th>executed notebook</th></tr>\n" + "\n".join(summary) + "\n</table>")
+    _write(out / "index.html", _page("nnlens reports", intro + "\n" + "\n".join(sections)))
 
     ledger = ["<h1>Claims ledger</h1>", _counts(claims) if len(claims) else "<p>No claims recorded.</p>"]
     stems = {p.stem[:2]: p.stem for p in notebooks}
@@ -154,7 +170,7 @@ def build(reports_root: Path | None = None, out: Path | None = None) -> Path:
         rows = claims[claims["id"].str.startswith(study + ".")]
         heading = (f'<a href="{stems[study]}.html">Study {study}</a>' if study in stems else f"Study {study}")
         ledger += [f'<h2 id="study-{study}">{heading}</h2>', _claims_table(rows)]
-    _io.write_text(out / "claims.html", _page("nnlens claims ledger", "\n".join(ledger)))
+    _write(out / "claims.html", _page("nnlens claims ledger", "\n".join(ledger)))
     return out / "index.html"
 
 
