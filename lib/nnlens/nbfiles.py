@@ -30,12 +30,26 @@ KERNELSPEC = {"display_name": "Python (nnlens)", "language": "python", "name": "
 
 
 def language_info() -> dict:
-    """What the nnlens kernel (ipykernel on this interpreter) reports as its language."""
-    from ipykernel.ipkernel import IPythonKernel
+    """What the nnlens kernel reports as its language when JupyterLab connects to it.
 
-    info = dict(IPythonKernel.language_info)
-    info["version"] = ".".join(map(str, sys.version_info[:3]))
-    return info
+    Asked of the kernel's own interpreter (the nnlens kernelspec's ``argv[0]``; this one when the
+    kernel is not registered) in a subprocess: importing ipykernel here would make tqdm.auto
+    in this process believe it runs inside a notebook."""
+    import json
+    import subprocess
+
+    python = sys.executable
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        python = KernelSpecManager().get_kernel_spec(KERNELSPEC["name"]).argv[0]
+    except Exception:  # no nnlens kernel registered (before `make setup`): this interpreter is the one it would use
+        pass
+    code = ("import json, sys; from ipykernel.ipkernel import IPythonKernel; "
+            "info = dict(IPythonKernel.language_info); info['version'] = '.'.join(map(str, sys.version_info[:3])); "
+            "print(json.dumps(info))")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
 
 
 def normalized(text: str, info: dict | None = None) -> str:
