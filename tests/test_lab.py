@@ -86,7 +86,7 @@ def test_opening_a_committed_notebook_does_not_modify_it(tmp_path):
                 status = ind[0].get_attribute("data-status") if ind else ""
                 names = [k.text for k in driver.find_elements(By.CSS_SELECTOR, ".jp-Toolbar-kernelName") if k.text]
                 kernel = names[0] if names else ""
-                if status == "idle" and kernel:
+                if status == "idle" and kernel == "Python (nnlens)":   # "No Kernel" until the session starts
                     break
                 time.sleep(1)
             assert status == "idle" and kernel == "Python (nnlens)", (name, status, kernel)
