@@ -21,12 +21,14 @@ SCRATCH   := .scratch
 # this checkout's library wins over whatever checkout the venv's editable install points at
 export PYTHONPATH := $(CURDIR)/lib
 
-.PHONY: help setup reproduce test test-unit test-notebooks bench lab lock clean distclean
+.PHONY: help setup reproduce site test test-unit test-notebooks bench lab normalize lock clean distclean
 
-help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
-	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=smoke|default|paper (default: default)"
+help: ## list every target with what it does
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+	@echo "  variables: PROFILE=smoke|default|paper (default: default), STUDY=02 or STUDY=\"01 03\" (default: all),"
+	@echo "             THREADS=2 (torch/BLAS threads of a reproduce), FORCE=1 (rerun up-to-date studies),"
+	@echo "             TESTS=tests/test_x.py (what test-unit runs)"
 
 setup: $(STAMP) ## create .venv, install the pinned environment, register the Jupyter kernel
 
@@ -39,31 +41,42 @@ $(STAMP): pyproject.toml requirements.lock
 
 # the runner checks data and writability first, skips up-to-date studies (FORCE=1 reruns them),
 # pins THREADS torch/BLAS threads, publishes each study all-or-nothing and prints the times
-reproduce: $(STAMP) ## run the studies (STUDY=02 or STUDY="01 03"; default all) at PROFILE into reports/
+# then renders what is published as the HTML site (also after a failed study: the site shows what is there)
+reproduce: $(STAMP) ## run the studies (STUDY=02 or STUDY="01 03"; default all) at PROFILE into reports/, then the site
 	@$(PY) -m nnlens.runner reproduce --profile "$(PROFILE)" --study "$(STUDY)" --threads "$(THREADS)" \
-	  --kernel "$(KERNEL)" $(if $(FORCE),--force)
+	  --kernel "$(KERNEL)" $(if $(FORCE),--force); rc=$$?; \
+	  $(PY) -m nnlens.site --reports "$(REPORTS)" && echo "site: $(REPORTS)/site/index.html"; exit $$rc
 
 $(REPORTS)/notebooks/%.ipynb: notebooks/%.ipynb $(LIB) $(STAMP)
 	@$(PY) -m nnlens.runner run "$<" --profile "$(PROFILE)" --kernel "$(KERNEL)" --threads "$(THREADS)"
 
 test: test-unit test-notebooks ## pytest (unit + integration) and nbval over notebooks/ at the smoke profile
 
-test-unit: $(STAMP) ## pytest over TESTS (default tests/)
+test-unit: $(STAMP) ## pytest over TESTS (default tests/: unit and integration tests, the site and JupyterLab in headless Chromium)
 	@mkdir -p "$(SCRATCH)"
 	NNLENS_REPORTS="$(CURDIR)/$(SCRATCH)/reports" NNLENS_CACHE="$(CURDIR)/$(SCRATCH)/cache" \
 	  $(PY) -m pytest -q $(TESTS)
 
-test-notebooks: $(STAMP)
+test-notebooks: $(STAMP) ## nbval: run every notebook in notebooks/ at the smoke profile
 	@mkdir -p "$(SCRATCH)"
 	NNLENS_PROFILE=smoke NNLENS_PROGRESS=0 NNLENS_REPORTS="$(CURDIR)/$(SCRATCH)/reports" \
 	  NNLENS_CACHE="$(CURDIR)/$(SCRATCH)/cache" \
 	  $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks/
 
 bench: $(STAMP) ## run the benchmarks (reports/bench/*.csv and figures)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in benchmarks/*.py; do echo "== $$b"; NNLENS_REPORTS="$(CURDIR)/reports" $(PY) $$b || exit 1; done
 
-lab: $(STAMP) ## open JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks/
+site: $(STAMP) ## render the executed notebooks and the claims ledger as HTML into reports/site/ (reports/PROFILE/site/)
+	$(PY) -m nnlens.site --reports "$(REPORTS)"
+
+# JupyterLab at the repository root, so notebooks/ (to explore: outputs go to .scratch/interactive/)
+# and $(REPORTS)/notebooks/ (executed, with figures) are both reachable; it starts in notebooks/.
+lab: $(STAMP) ## open JupyterLab (notebooks/ and the executed reports/notebooks/; runs as root too)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --FileContentsManager.preferred_dir=notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
+
+normalize: $(STAMP) ## write notebooks/ as JupyterLab saves them (kernel, language_info), without outputs
+	$(PY) -m nnlens.nbfiles normalize
 
 lock: ## re-pin requirements.lock from a fresh resolve of pyproject.toml
 	rm -rf $(SCRATCH)/lockenv && $(PYTHON) -m venv $(SCRATCH)/lockenv

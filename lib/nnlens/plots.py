@@ -1,21 +1,25 @@
 """One plotting style, and byte-stable figure files.
 
 ``use_style()`` sets the seaborn theme every notebook uses (call it explicitly:
-importing this module changes nothing). ``savefig(fig, name)`` writes
-``figures/<name>.png`` and ``figures/<name>.pdf`` with fixed metadata (no
+importing this module changes nothing, not even the matplotlib backend). ``savefig(fig, name)``
+writes ``figures/<name>.png`` and ``figures/<name>.pdf`` with fixed metadata (no
 timestamps, no version strings), atomically, so a rerun writes the same bytes.
+
+Figures show inline: this module leaves the backend to matplotlib, so a Jupyter
+kernel uses its inline backend (JupyterLab shows the figure; papermill embeds it in
+the executed notebook as an image/png output) and a script or test without a display
+falls back to Agg by itself. ``savefig`` does not close the figure, so the inline
+backend displays it once at the end of the cell (a cell ends with
+``plots.savefig(fig, "name");`` -- the semicolon keeps the returned paths quiet).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import seaborn as sns
 
-matplotlib.use("Agg", force=False)  # headless by default; notebooks' inline backend still works
-import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from . import _io, paths  # noqa: E402
+from . import _io, paths
 
 PALETTE = "colorblind"
 _PNG_META = {"Software": None}
@@ -52,15 +56,19 @@ class SavedFigure(tuple):
 
 
 def savefig(fig, name: str, directory: Path | None = None, close: bool = False) -> SavedFigure:
-    """Write ``fig`` as PNG and PDF under ``figures/``; returns both paths."""
+    """Write ``fig`` as PNG and PDF under ``figures/``; returns both paths.
+
+    The figure stays open (so a notebook displays it) unless ``close=True``; the files
+    do not depend on the backend that shows it: the face colour is fixed to white here
+    because the inline backend may otherwise make the saved background transparent."""
     if not isinstance(name, str) or not name or "/" in name:
         raise ValueError(f"figure name must be a plain file stem like '01_accuracy_vs_k', got {name!r}")
     out = Path(directory) if directory is not None else paths.figures_dir()
     png, pdf = out / f"{name}.png", out / f"{name}.pdf"
     with _io.atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", metadata=_PNG_META)
+        fig.savefig(tmp, format="png", metadata=_PNG_META, facecolor="white")
     with _io.atomic_path(pdf) as tmp:
-        fig.savefig(tmp, format="pdf", metadata=_PDF_META)
+        fig.savefig(tmp, format="pdf", metadata=_PDF_META, facecolor="white")
     if close:
         plt.close(fig)
     return SavedFigure(png, pdf)

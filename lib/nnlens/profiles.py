@@ -17,6 +17,8 @@ import os
 import typing
 from dataclasses import dataclass
 
+from . import paths
+
 PROFILES = ("smoke", "default", "paper")
 STUDIES = ("01", "02", "03", "04", "05")
 
@@ -291,9 +293,13 @@ def resolve(profile: str = "default") -> str:
     """The profile to use: ``NNLENS_PROFILE`` from the environment wins when set.
 
     Notebooks call this right after their parameters cell, because nbval cannot
-    inject parameters the way papermill does.
+    inject parameters the way papermill does. Outside the runner and the tests
+    (``NNLENS_REPORTS`` unset) it also sends the outputs to a scratch folder
+    (``paths.use_profile``), so exploring never overwrites the published reports.
     """
-    return validate_profile(os.environ.get("NNLENS_PROFILE") or profile)
+    resolved = validate_profile(os.environ.get("NNLENS_PROFILE") or profile)
+    paths.use_profile(resolved)  # a notebook run by hand writes to .scratch/interactive/<profile>/, and says so
+    return resolved
 
 
 def load(study: str, profile: str = "default", **overrides):

@@ -118,6 +118,17 @@ def _iter_dask(fn, todo, address, threads):
             yield fut.result()
 
 
+def _progress_bar(todo: int, total: int, fn: Callable):
+    """A tqdm.auto bar over the jobs still to run (JupyterLab widget or stderr), unless NNLENS_PROGRESS=0."""
+    if todo < 2 or os.environ.get("NNLENS_PROGRESS", "1") in ("0", "false", "no"):
+        return None
+    from tqdm.auto import tqdm
+
+    name, done = getattr(fn, "__name__", type(fn).__name__), total - todo
+    return tqdm(total=todo, desc=f"{name} ({done} of {total} jobs stored)" if done else name,
+                unit="job", leave=False)
+
+
 def run(fn: Callable, grid: Iterable[dict], *, backend: str = "auto", store: str | os.PathLike | None = None,
         n_jobs: int = 2, threads: int | None = 1, address: str | None = None) -> pd.DataFrame:
     """Run ``fn(**params)`` for every ``params`` in ``grid``; one row per job, in grid order.
@@ -143,11 +154,16 @@ def run(fn: Callable, grid: Iterable[dict], *, backend: str = "auto", store: str
             stream = _iter_joblib(fn, todo, n_jobs, threads)
         else:
             stream = _iter_dask(fn, todo, address, threads)
+        bar = _progress_bar(len(todo), len(grid), fn)
         for i, out in stream:             # store each job as it arrives, so a kill loses only running jobs
             results[i] = out
             if store is not None:
                 doc = {"fn": f"{fn.__module__}.{fn.__qualname__}", "params": grid[i], "result": out}
                 _io.write_text(store / f"{keys[i]}.json", json.dumps(doc, sort_keys=True, default=str) + "\n")
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
     rows = [{**p, **r} for p, r in zip(grid, results)]
     return pd.DataFrame(rows)
 
