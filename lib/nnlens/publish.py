@@ -75,14 +75,17 @@ def publish(staging: Path, final: Path) -> list[Path]:
 @contextlib.contextmanager
 def stderr_to(log: Path):
     """Send file descriptor 2 to ``log`` for the block: the kernel inherits it, so its warnings and
-    its dying words on Ctrl-C land in the log instead of the terminal."""
+    its dying words on Ctrl-C land in the log instead of the terminal. Yields a text stream on the
+    terminal's stderr (for the cell progress bar)."""
     sys.stderr.flush()
     saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1)
     with open(log, "ab") as f:
         os.dup2(f.fileno(), 2)
     try:
-        yield
+        yield terminal
     finally:
         sys.stderr.flush()
+        terminal.close()
         os.dup2(saved, 2)
         os.close(saved)

@@ -117,9 +117,11 @@ def _execute(nb: Path, out_nb: Path, staging: Path, profile: str, kernel: str, t
     pythonpath = os.pathsep.join([str(paths.ROOT / "lib")] + [
         str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     with _environ(NNLENS_REPORTS=str(staging), NNLENS_PROGRESS="0", NNLENS_PROFILE=None, PYTHONPATH=pythonpath,
-                  **preflight.thread_env(threads)), stderr_to(log):
+                  **preflight.thread_env(threads)), stderr_to(log) as terminal:
+        # progress: one bar over the notebook's cells on the terminal (none when it is not a terminal)
+        bar = {"file": terminal, "desc": f"  {nb.stem}", "leave": False} if terminal.isatty() else False
         pm.execute_notebook(str(nb), str(out_nb), parameters={"profile": profile}, kernel_name=kernel,
-                            cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False)
+                            cwd=str(paths.NOTEBOOKS), progress_bar=bar, log_output=False)
 
 
 def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
