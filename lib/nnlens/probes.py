@@ -48,18 +48,15 @@ def k_grid(k_max: int, rank: int, extra: tuple = (100,)) -> list[int]:
     return sorted(ks)
 
 
-def fit_pca(x_train, n_components: int, seed: int = 0, batch_size: int | None = None):
+def fit_pca(x_train, n_components: int, seed: int = 0):
     """A fitted PCA of x_train (N, D) with ``n_components``.
 
     Full SVD when the data is small (min(N, D) <= 2000) or most components are asked for,
-    randomized SVD otherwise; ``IncrementalPCA`` in batches when ``batch_size`` is given
-    (very wide layers that do not fit in memory at once).
+    randomized SVD otherwise (seeded).
     """
-    from sklearn.decomposition import PCA, IncrementalPCA
+    from sklearn.decomposition import PCA
 
     x = _np(x_train)
-    if batch_size:
-        return IncrementalPCA(n_components, batch_size=max(batch_size, n_components)).fit(x)
     small = min(x.shape) <= 2000 or n_components > 0.5 * min(x.shape)
     solver = "full" if small else "randomized"
     return PCA(n_components, svd_solver=solver, random_state=seed).fit(x)
