@@ -35,6 +35,7 @@ def _probes(reach_k=8, gap100=0.0, gap_layer="b1", svm_edge=0.05, bad_seed_edge=
                 for k in ks:
                     rows.append({"seed": seed, "layer": layer, "depth": depth, "dim": dim, "k": k,
                                  "explained_variance": 1.0 if k == dim else min(1.0, k / 128), "probe": probe,
+                                 "all_features": k == dim and dim > n_pc,
                                  "accuracy": _acc(probe, k, layer, reach_k, gap100, gap_layer, edge)})
     return pd.DataFrame(rows)
 

@@ -206,7 +206,9 @@ _OVERRIDES: dict[str, dict[str, dict]] = {
     "01": {
         "smoke": dict(n_train=300, n_test=150, width=4, epochs=3, k_max=16, seeds=(0, 1), svm_cs=(0.1, 1.0)),
         "default": {},
-        "paper": dict(dataset="cifar10", n_train=0, n_test=0, width=64, epochs=200, lr=0.1),
+        # paper: CIFAR-10, full-width ResNet-18, unpooled maps, on 10000 training images (not 50000): every
+        # tap's unpooled activations are held at once, ~330k floats per image at width 64, ~13 GB for 10000.
+        "paper": dict(dataset="cifar10", n_train=10000, n_test=0, width=64, epochs=200, lr=0.1),
     },
     "02": {
         "smoke": dict(n_train=160, n_test=80, width=4, epochs=3, seeds=(0,), proj_dims=(16, 64),

@@ -56,7 +56,7 @@ def plot_training(history: pd.DataFrame):
         part = long[long["variable"].str.endswith(what)]
         sns.lineplot(data=part, x="epoch", y="value", hue="split", units="seed", estimator=None, lw=1, ax=ax)
         ax.set_title(f"{'loss' if what == 'loss' else 'accuracy'} (one line per seed)")
-        ax.set_ylabel(what)
+        ax.set_ylabel("loss" if what == "loss" else "accuracy")
     axes[0].set_yscale("log")
     return fig
 
@@ -64,7 +64,7 @@ def plot_training(history: pd.DataFrame):
 def plot_accuracy_vs_k(results: dict, near: float):
     """Test accuracy of each probe against the number of PCs k (log axis), one panel per layer."""
     df = _tidy(results["probes"])
-    df = df[df["k"] < df["dim"]] if (df["k"] < df["dim"]).any() else df
+    df = df[~df["all_features"]]
     g = sns.relplot(data=df, x="k", y="accuracy", hue="probe", hue_order=HUE_ORDER, col="layer",
                     col_order=_order(df), col_wrap=5, kind="line", errorbar="sd", height=2.3, aspect=1.15,
                     facet_kws={"sharex": False})
@@ -81,7 +81,7 @@ def plot_accuracy_vs_k(results: dict, near: float):
 def plot_accuracy_vs_variance(results: dict, vstar: pd.DataFrame, near: float, v_max: float):
     """Test accuracy against the cumulative explained variance of the first k PCs; v* per seed marked."""
     df = _tidy(results["probes"])
-    df = df[df["k"] < df["dim"]]
+    df = df[~df["all_features"]]
     mean = df.groupby(["layer", "depth", "dim", "k", "probe"], as_index=False)[["explained_variance", "accuracy"]].mean()
     g = sns.relplot(data=mean, x="explained_variance", y="accuracy", hue="probe", hue_order=HUE_ORDER, col="layer",
                     col_order=_order(df), col_wrap=5, kind="line", height=2.3, aspect=1.15)
@@ -110,7 +110,7 @@ def plot_scree(results: dict, v_max: float):
     _titles(g, sc)
     for ax in g.axes.flat:
         ax.axhline(v_max, color="tab:red", lw=0.8, ls="--")
-    g.set_axis_labels("k (number of PCs)", "cumulative expl. variance")
+    g.set_axis_labels("k (number of PCs)", "cum. variance")
     g.figure.suptitle(f"Scree: cumulative explained variance per layer (dashed: {v_max})", y=1.02)
     return g.figure
 

@@ -21,6 +21,8 @@ seed), ``vstar(results, cfg)``, ``claims(results, cfg)``. Figures: ``plot_traini
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
@@ -92,9 +94,9 @@ def layer_features(model, ds, pool: int = 0) -> dict:
 def probe_layer(x_train, y_train, x_test, y_test, cfg) -> dict:
     """PCA of one layer and the three probes on its first k PCs.
 
-    x_train (N, D), x_test (M, D). Returns {"rows": tidy rows k, explained_variance, probe, accuracy
-    (k = D with variance 1 for kNN/NCC on all features), "scree": (n_pc,) cumulative explained variance,
-    "svm": {C, cv_accuracy, converged}}.
+    x_train (N, D), x_test (M, D). Returns {"rows": tidy rows k, explained_variance, probe, accuracy,
+    all_features (True on the kNN/NCC rows on all D features, k = D, variance 1, when D > the PCs kept),
+    "scree": (n_pc,) cumulative explained variance, "svm": {C, cv_accuracy, converged}}.
     """
     xtr, xte = probes._np(x_train), probes._np(x_test)
     ytr, yte = np.asarray(y_train).ravel(), np.asarray(y_test).ravel()
@@ -106,20 +108,37 @@ def probe_layer(x_train, y_train, x_test, y_test, cfg) -> dict:
     k_top = min(cfg.k_max, n_pc)
     ks = list(range(1, k_top + 1)) + ([K_DETERMINE] if k_top < K_DETERMINE <= n_pc else [])
     path = probes.knn_ncc_path(ztr, ytr, zte, yte, ks, cfg.knn_k)
-    rows = [{"k": k, "explained_variance": float(cum[k - 1]), "probe": p, "accuracy": float(path[p][i])}
-            for p in ("knn", "ncc") for i, k in enumerate(ks)]
+    rows = [{"k": k, "explained_variance": float(cum[k - 1]), "probe": p, "accuracy": float(path[p][i]),
+             "all_features": False} for p in ("knn", "ncc") for i, k in enumerate(ks)]
     if d > n_pc:                                                          # kNN / NCC on all (centred) features
         mu = xtr.mean(0)
         for p in ("knn", "ncc"):
             acc = probes._score(p, xtr - mu, ytr, xte - mu, yte, cfg.knn_k, 1.0, cfg.seed)
-            rows.append({"k": d, "explained_variance": 1.0, "probe": p, "accuracy": acc})
+            rows.append({"k": d, "explained_variance": 1.0, "probe": p, "accuracy": acc, "all_features": True})
     c, cv_acc, converged = probes.choose_svm_c(ztr[:, :k_top], ytr, cfg.svm_cs, cfg.cv_folds, cfg.seed)
     for k in sorted({k for k in SVM_KS if k <= k_top} | {k_top}):
         clf = probes.svm(c, cfg.seed)
         converged &= probes.fit_quietly(clf, ztr[:, :k], ytr)
         rows.append({"k": k, "explained_variance": float(cum[k - 1]), "probe": "svm",
-                     "accuracy": float(np.mean(clf.predict(zte[:, :k]) == yte))})
+                     "accuracy": float(np.mean(clf.predict(zte[:, :k]) == yte)), "all_features": False})
     return {"rows": rows, "scree": cum, "svm": {"C": c, "cv_accuracy": cv_acc, "converged": bool(converged)}}
+
+
+@contextlib.contextmanager
+def one_thread():
+    """One BLAS and one torch thread for the block: the probes are many small and medium matrix
+    operations, where threads cost more than they give (measured at smoke: 16 CPU-s with the default
+    threads, 1.5 CPU-s with one, same numbers)."""
+    from threadpoolctl import threadpool_limits
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def run_seed(cfg, ds, seed: int) -> dict:
@@ -129,14 +148,15 @@ def run_seed(cfg, ds, seed: int) -> dict:
     feats = layer_features(model, ds, cfg.pool)
     y_tr, y_te = ds.y_train.numpy(), ds.y_test.numpy()
     rows, scree, svm = [], [], []
-    for depth, (layer, h) in enumerate(feats["train"].items()):
-        out = probe_layer(h, y_tr, feats["test"][layer], y_te, cfg)
-        info = {"seed": seed, "layer": layer, "depth": depth, "dim": h.shape[1]}
-        rows += [{**info, **r} for r in out["rows"]]
-        scree += [{**info, "k": k + 1, "explained_variance": v} for k, v in enumerate(out["scree"])]
-        svm.append({**info, **out["svm"]})
-    nc = collapse.layer_table(feats["train"], ds.y_train, feats["test"], feats["pred_test"],
-                              pred_train=feats["pred_train"])
+    with one_thread():
+        for depth, (layer, h) in enumerate(feats["train"].items()):
+            out = probe_layer(h, y_tr, feats["test"][layer], y_te, cfg)
+            info = {"seed": seed, "layer": layer, "depth": depth, "dim": h.shape[1]}
+            rows += [{**info, **r} for r in out["rows"]]
+            scree += [{**info, "k": k + 1, "explained_variance": v} for k, v in enumerate(out["scree"])]
+            svm.append({**info, **out["svm"]})
+        nc = collapse.layer_table(feats["train"], ds.y_train, feats["test"], feats["pred_test"],
+                                  pred_train=feats["pred_train"])
     nc.insert(0, "seed", seed)
     last = list(feats["train"])[-1]
     net = {"seed": seed, "train_acc": feats["net_train_acc"], "test_acc": feats["net_test_acc"],
@@ -291,7 +311,7 @@ def determine_gaps(df: pd.DataFrame) -> pd.DataFrame:
     for (seed, depth, layer, probe), part in df[df["probe"].isin(["knn", "ncc"])].groupby(
             ["seed", "depth", "layer", "probe"], sort=True):
         dim = int(part["dim"].iloc[0])
-        at, full = part[part["k"] == K_DETERMINE], part[part["k"] == dim]
+        at, full = part[(part["k"] == K_DETERMINE) & ~part["all_features"]], part[part["all_features"]]
         if len(at) and len(full) and dim > K_DETERMINE:
             gap = float(at["accuracy"].iloc[0] - full["accuracy"].iloc[0])
             rows.append({"seed": seed, "layer": layer, "depth": depth, "dim": dim, "probe": probe, "gap": gap,
@@ -303,7 +323,7 @@ def summary(results: dict, cfg) -> pd.DataFrame:
     """Per layer: dim, each probe's accuracy at k = k_max and kNN/NCC on all features, v*, NC1 (mean over seeds)."""
     df = results["probes"]
     top = pd.concat([top_k(p, cfg).assign(seed=s) for s, p in df.groupby("seed")]).groupby(level=0).mean()
-    full = df[(df["k"] == df["dim"]) & df["probe"].isin(["knn", "ncc"])].pivot_table(
+    full = df[df["all_features"]].pivot_table(
         index="layer", columns="probe", values="accuracy").add_suffix("_all")
     vs = vstar(results, cfg).groupby("layer")["v_star"].mean()
     nc1 = results["collapse"].groupby("layer")["nc1"].mean()
