@@ -136,7 +136,7 @@ def plot_vstar(vstar: pd.DataFrame, v_max: float, k_max: int):
     ax.set_title("Least variance at which a probe comes within reach of the network")
     handles, labels = ax.get_legend_handles_labels()
     keep = dict(zip(labels, handles))
-    ax.legend(keep.values(), keep.keys(), fontsize="x-small", loc="upper right")
+    ax.legend(keep.values(), keep.keys(), fontsize="x-small", loc="lower left")
     return fig
 
 
