@@ -2,14 +2,17 @@
 
 | module                                         | notebook                   | paper            |
 |------------------------------------------------|----------------------------|------------------|
-| ``s01_pca``                                    | 01_pca_surrogates.ipynb    | arXiv 2309.15328 |
+| ``s01_pca`` (+ ``s01_figures``)                | 01_pca_surrogates.ipynb    | arXiv 2309.15328 |
 | ``s02_entk`` (+ ``s02_attribution``, ``s02_plots``) | 02_entk_attribution.ipynb | arXiv 2305.14585 |
-| ``s03_spectral``                               | 03_spectral_dynamics.ipynb | arXiv 2211.06506 |
+| ``s03_spectral`` (+ ``s03_runs``, ``s03_mlp``, ``s03_plots``) | 03_spectral_dynamics.ipynb | arXiv 2211.06506 |
 | ``s04_anova`` (+ ``s04_figures``)              | 04_optimizer_anova.ipynb   | arXiv 2307.11684 |
 | ``s05_ntk``                                    | 05_ntk_engine.ipynb        | arXiv 2205.12372 |
 
 A study larger than one readable file splits by step: ``s02_attribution`` holds study 02's
-poisoning and retraining (LDS) drivers, ``s02_plots`` and ``s04_figures`` their figures.
+poisoning and retraining (LDS) drivers, ``s03_runs`` study 03's training runs and measurements,
+``s03_mlp`` its digits-MLP comparison; ``s01_figures``, ``s02_plots``, ``s03_plots`` and
+``s04_figures`` hold figures. ``sNN_<name>`` (the module the notebook imports as ``study``) always
+holds ``claims``.
 
 Every study module has the same shape:
 
