@@ -169,6 +169,34 @@ def test_publish_is_all_or_nothing(tmp_path, monkeypatch):
     assert not (final / ".staging" / ".backup-00_demo").exists()
 
 
+def test_publish_retires_the_study_files_its_new_run_no_longer_writes(tmp_path, monkeypatch):
+    final, staging = tmp_path / "final", tmp_path / "final" / ".staging" / "03_demo"
+    old = {"figures/03_kept.png": "old", "figures/03_gone.png": "old code's figure",
+           "tables/03_gone.csv": "old code's table", "figures/04_other.png": "another study's"}
+    for root, files in ((final, old), (staging, {"figures/03_kept.png": "new"})):
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+    before = _published(final)
+    real = os.replace
+
+    def fails_on_last(src, dst):
+        if Path(dst) == final / "figures" / "03_kept.png":
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", fails_on_last)
+    with pytest.raises(OSError):
+        runner.publish(staging, final, study="03")
+    assert _published(final) == before                              # the retired files are back too
+    monkeypatch.setattr(os, "replace", real)
+    (staging / "figures").mkdir(parents=True, exist_ok=True)
+    (staging / "figures" / "03_kept.png").write_text("new")
+    runner.publish(staging, final, study="03")
+    assert {str(k): v.decode() for k, v in _published(final).items()} == {
+        "figures/03_kept.png": "new", "figures/04_other.png": "another study's"}
+
+
 def test_unwritable_reports_fail_before_running_in_one_message(tmp_path, final, monkeypatch):
     from nnlens import preflight
 

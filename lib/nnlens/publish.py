@@ -1,7 +1,8 @@
 """Moving a study's staged reports into place, safely (used by ``nnlens.runner``).
 
 - ``scrub(notebook)``: drop papermill's timestamps and durations so reruns give identical bytes.
-- ``publish(staging, final)``: every staged file into the reports folder, all or nothing.
+- ``publish(staging, final, study)``: every staged file into the reports folder, and the study's
+  figures and tables that the run no longer writes out of it, all or nothing.
 - ``stderr_to(log)``: the kernel's stderr into a log file instead of the terminal.
 """
 from __future__ import annotations
@@ -36,18 +37,35 @@ def scrub(nb_path: Path) -> None:
     _io.write_text(nb_path, json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def publish(staging: Path, final: Path) -> list[Path]:
+STUDY_FOLDERS = ("figures", "tables")   # files named "<study>_*" here belong to one study's run
+
+
+def stale_files(staging: Path, final: Path, study: str) -> list[Path]:
+    """Published figures and tables of ``study`` that its new run did not write (left by older code)."""
+    return sorted(p for sub in STUDY_FOLDERS for p in (final / sub).glob(f"{study}_*")
+                  if p.is_file() and not (staging / sub / p.name).exists())
+
+
+def publish(staging: Path, final: Path, study: str | None = None) -> list[Path]:
     """Move every file of ``staging`` into ``final``, all or nothing; ``claims.md`` last.
 
-    Each published file that existed is first hard-linked (or copied) into a backup
-    folder; if any move fails, or Ctrl-C arrives, the moved files are put back (or
-    removed when they are new) before the error goes on. Same file system: renames.
+    With ``study`` ("03"), that study's published figures and tables that the new run did
+    not write are removed too, so ``reports/`` never mixes results of old and new code.
+    Each published file that existed (or is removed) is first hard-linked (or copied)
+    into a backup folder; if any move fails, or Ctrl-C arrives, the moved files are put
+    back (or removed when they are new) before the error goes on. Same file system: renames.
     """
     files = sorted((p for p in staging.rglob("*") if p.is_file()), key=lambda p: (p.name == "claims.md", str(p)))
+    stale = stale_files(staging, final, study) if study else []
     backup = staging.parent / f".backup-{staging.name}"
     shutil.rmtree(backup, ignore_errors=True)
     moved: list[tuple[Path, Path | None]] = []
     try:
+        for dst in stale:
+            kept = backup / dst.relative_to(final)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dst, kept)
+            moved.append((dst, kept))
         for src in files:
             rel = src.relative_to(staging)
             dst = final / rel
@@ -69,7 +87,7 @@ def publish(staging: Path, final: Path) -> list[Path]:
         raise
     finally:
         shutil.rmtree(backup, ignore_errors=True)
-    return [dst for dst, _ in moved]
+    return [dst for dst, _ in moved[len(stale):]]
 
 
 @contextlib.contextmanager

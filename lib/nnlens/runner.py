@@ -172,7 +172,7 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
 
         _io.write_text(staging / "claims.md", reports.claims_md_text(final / "claims", staging / "claims"))
         try:
-            publish(staging, final)
+            publish(staging, final, study=nb.stem[:2])
         except OSError as e:
             raise SystemExit(f"error: publishing {nb.stem} failed ({e.strerror or e}: {e.filename}); "
                              f"every file was put back, the reports in {_show(final)}/ are unchanged") from None
