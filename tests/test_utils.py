@@ -50,3 +50,25 @@ def test_seeded_restores_the_callers_stream():
     with utils.seeded(0):
         assert torch.equal(torch.rand(2), a)
     assert torch.equal(torch.rand(2), expected)
+
+
+def test_one_thread_limits_torch_and_blas_and_restores_them():
+    from threadpoolctl import threadpool_info
+
+    from nnlens.utils import one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_thread():
+            assert torch.get_num_threads() == 1
+            assert all(p["num_threads"] == 1 for p in threadpool_info())
+        assert torch.get_num_threads() == 2
+
+        @one_thread()
+        def inside():
+            return torch.get_num_threads()
+
+        assert inside() == 1 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

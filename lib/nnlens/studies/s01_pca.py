@@ -21,13 +21,12 @@ seed), ``vstar(results, cfg)``, ``claims(results, cfg)``. Figures: ``plot_traini
 """
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import collapse, data, features, models, probes, reports, train
+from .. import collapse, data, features, models, probes, reports, train, utils
 
 # ------------------------------------------------------------------ thresholds (fixed before any run)
 # 01.0: the default data must make the layer-wise story visible (STUDIES.md): the network beats kNN on
@@ -124,23 +123,6 @@ def probe_layer(x_train, y_train, x_test, y_test, cfg) -> dict:
     return {"rows": rows, "scree": cum, "svm": {"C": c, "cv_accuracy": cv_acc, "converged": bool(converged)}}
 
 
-@contextlib.contextmanager
-def one_thread():
-    """One BLAS and one torch thread for the block: the probes are many small and medium matrix
-    operations, where threads cost more than they give (measured at smoke: 16 CPU-s with the default
-    threads, 1.5 CPU-s with one, same numbers)."""
-    from threadpoolctl import threadpool_limits
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(n)
-
-
 def run_seed(cfg, ds, seed: int) -> dict:
     """Train one network and probe every layer. Frames carry a ``seed`` column."""
     fit = train_network(cfg, ds, seed)
@@ -148,7 +130,7 @@ def run_seed(cfg, ds, seed: int) -> dict:
     feats = layer_features(model, ds, cfg.pool)
     y_tr, y_te = ds.y_train.numpy(), ds.y_test.numpy()
     rows, scree, svm = [], [], []
-    with one_thread():
+    with utils.one_thread():
         for depth, (layer, h) in enumerate(feats["train"].items()):
             out = probe_layer(h, y_tr, feats["test"][layer], y_te, cfg)
             info = {"seed": seed, "layer": layer, "depth": depth, "dim": h.shape[1]}

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .. import data as data_mod, models, ntk, spectra, train
+from .. import data as data_mod, models, ntk, spectra, train, utils
 from . import s03_runs as R
 
 MLP_ADAM_LR = 1e-3          # PyTorch's default (this comparison is reported, not tested)
@@ -52,7 +52,7 @@ def run_mlp(cfg) -> tuple[pd.DataFrame, dict]:
     x, x_test = ds.x_train.flatten(1), ds.x_test.flatten(1)
     flat = data_mod.Dataset(ds.name, x, ds.y_train, x_test, ds.y_test, ds.n_classes)
     spec = models.spec_for("mlp", flat, width=cfg.mlp_width, depth=cfg.mlp_depth)
-    with R.single_thread():
+    with utils.one_thread():
         with torch.random.fork_rng():
             torch.manual_seed(cfg.seed)
             init = models.build(spec)

@@ -15,7 +15,6 @@ mini-batch SGD and Adam.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -49,25 +48,6 @@ class Run:
     a: np.ndarray | None = None                       # (h,)
     curves: pd.DataFrame | None = None                # epoch, train_loss, test_loss, lambda1 (, ntk_top)
     diverged: bool = False
-
-
-@contextlib.contextmanager
-def single_thread():
-    """torch and BLAS (threadpoolctl) on one thread for the block, restored after.
-
-    Every matrix here is <= 1600 on a side; on the 2-core target, with other work running,
-    multithreaded BLAS on such matrices was 10-20x slower than one thread (measured: a 150 x 100
-    SVD 116 ms against ~1 ms), and one thread is never much slower.
-    """
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(n)
 
 
 READOUTS = ("standard", "mean_field")   # a ~ N(0, 1) (the paper's), or N(0, 1/h) (f0 ~ 0; Ba et al.'s option)

@@ -112,7 +112,7 @@ def measure(run: R.Run, tdata: dict, cfg, null: dict | None = None, full: bool =
     return row, dyn, eig
 
 
-@R.single_thread()
+@utils.one_thread()
 def null_alphas(cfg, tdata: dict | None = None, seed: int = 0) -> dict:
     """The heavy-tail nulls at the top size: α of W's ESD over ``null_draws`` Gaussian (h, d) matrices,
     and of the CK / NTK built from them (fresh Gaussian a) on the training inputs; the kernels' λ+ is
@@ -135,7 +135,7 @@ def null_alphas(cfg, tdata: dict | None = None, seed: int = 0) -> dict:
 
 
 # ------------------------------------------------------------------ drivers
-@R.single_thread()
+@utils.one_thread()
 def tune_adam(cfg, null: dict | None = None) -> tuple[float, pd.DataFrame]:
     """Adam's lr: the grid value with the lowest validation error (refit readout) on ``ADAM_TUNE_SEED``.
 
@@ -159,7 +159,7 @@ def tune_adam(cfg, null: dict | None = None) -> tuple[float, pd.DataFrame]:
     return float(table.loc[table["val_error"].idxmin(), "lr"]), table
 
 
-@R.single_thread()
+@utils.one_thread()
 def run_regimes(cfg, adam_lr: float, null: dict | None = None) -> dict:
     """Every regime at the top size (n, d, h) for every seed.
 
@@ -200,7 +200,7 @@ def label(final: pd.DataFrame) -> pd.Series:
                      index=final.index)
 
 
-@R.single_thread()
+@utils.one_thread()
 def run_ladder(cfg, regimes: dict) -> pd.DataFrame:
     """GD and SGD small at every rung k < max(ladder) and every seed; the top rung's rows come from
     ``regimes`` (the same runs). SGD's batch scales with k, so every rung takes n / batch steps per epoch."""
