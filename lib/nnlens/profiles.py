@@ -325,6 +325,3 @@ def load(study: str, profile: str = "default", **overrides):
     cfg = cls(**values)
     return cfg
 
-
-def as_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
