@@ -45,7 +45,7 @@ $(STAMP): pyproject.toml requirements.lock
 reproduce: $(STAMP) ## run the studies (STUDY=02 or STUDY="01 03"; default all) at PROFILE into reports/, then the site
 	@$(PY) -m nnlens.runner reproduce --profile "$(PROFILE)" --study "$(STUDY)" --threads "$(THREADS)" \
 	  --kernel "$(KERNEL)" $(if $(FORCE),--force); rc=$$?; \
-	  $(PY) -m nnlens.site --reports "$(REPORTS)" && echo "site: $(REPORTS)/site/index.html"; exit $$rc
+	  $(PY) -m nnlens.site --reports "$(REPORTS)" || rc=1; exit $$rc
 
 $(REPORTS)/notebooks/%.ipynb: notebooks/%.ipynb $(LIB) $(STAMP)
 	@$(PY) -m nnlens.runner run "$<" --profile "$(PROFILE)" --kernel "$(KERNEL)" --threads "$(THREADS)"
