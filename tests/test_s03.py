@@ -195,3 +195,27 @@ def test_mean_field_readout_is_an_option_with_small_f0():
     assert abs(run.curves["train_loss"].iloc[0] - float((td["y"] ** 2).mean())) < 0.05     # f0 ~ 0
     with pytest.raises(ValueError, match="mean_field"):
         R.spec(3, 4, "tanh", "xavier")
+
+
+def test_matched_epochs_is_the_first_epoch_at_the_target_loss_or_the_cap():
+    """The search pass stops at the first epoch whose training loss is <= target (checked against a
+    full run that records every epoch's loss), and says the cap when the target is out of reach."""
+    import dataclasses
+
+    from nnlens import data as data_mod, models, profiles, train
+
+    cfg = dataclasses.replace(profiles.load("03", "smoke"), mlp_epochs=2, mlp_n_train=120, mlp_width=16)
+    ds = data_mod.load(cfg.mlp_dataset, cfg.mlp_n_train, 0, seed=cfg.seed)
+    flat = data_mod.Dataset(ds.name, ds.x_train.flatten(1), ds.y_train, ds.x_test.flatten(1), ds.y_test, ds.n_classes)
+    spec = models.spec_for("mlp", flat, width=cfg.mlp_width, depth=1)
+    reg = R.Regime("gd_small", "sgd", 0.5, 0)
+    cap = s03_mlp.MATCH_EPOCHS_MAX * cfg.mlp_epochs
+    losses = {}
+    tcfg = train.TrainConfig(optimizer="sgd", lr=0.5, epochs=cap, batch_size=0, seed=cfg.seed, schedule="constant", loss="mse")
+    train.fit(spec, flat, tcfg, cache=False, progress=False,
+              on_epoch=lambda e, m: losses.__setitem__(e, train.evaluate(m, flat.x_train, flat.y_train, "mse")[0]))
+    target = losses[30]
+    first = min(e for e, v in losses.items() if v <= target)
+    assert 0 < first <= 30
+    assert s03_mlp.matched_epochs(spec, flat, reg, cfg, target) == first
+    assert s03_mlp.matched_epochs(spec, flat, reg, cfg, -1.0) == cap

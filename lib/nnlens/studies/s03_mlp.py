@@ -22,6 +22,10 @@ from .. import data as data_mod, models, ntk, spectra, train, utils
 from . import s03_runs as R
 
 MLP_ADAM_LR = 1e-3          # PyTorch's default (this comparison is reported, not tested)
+# GD small takes one step an epoch and ends far above the other regimes' training loss; the
+# comparison also runs it on until its loss matches theirs, at most this many times the budget
+# (a step costs ~1 ms here; past the cap it is reported as not reaching the loss).
+MATCH_EPOCHS_MAX = 50
 
 
 def kernels(model, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -64,9 +68,14 @@ def run_mlp(cfg) -> tuple[pd.DataFrame, dict]:
                    R.Regime("sgd_small", "sgd", cfg.lr_small * edge, cfg.sgd_batch),
                    R.Regime("adam", "adam", MLP_ADAM_LR, cfg.sgd_batch)]
         rows, snaps = [], {}
-        keep = set(R.snapshot_epochs(cfg.mlp_epochs, cfg.snapshots))
-        for reg in regimes:
-            tcfg = train.TrainConfig(optimizer=reg.optimizer, lr=reg.lr, epochs=cfg.mlp_epochs, batch_size=reg.batch,
+        for reg in regimes + ["gd_small_matched"]:
+            epochs = cfg.mlp_epochs
+            if reg == "gd_small_matched":   # GD small on to the others' final training loss (same trajectory)
+                target = max(r["train_loss"] for r in rows if r["epoch"] == cfg.mlp_epochs and r["regime"] != "gd_small")
+                epochs = matched_epochs(spec, flat, regimes[0], cfg, target)
+                reg = R.Regime("gd_small_matched", "sgd", regimes[0].lr, 0)
+            keep = set(R.snapshot_epochs(epochs, cfg.snapshots))
+            tcfg = train.TrainConfig(optimizer=reg.optimizer, lr=reg.lr, epochs=epochs, batch_size=reg.batch,
                                      seed=cfg.seed, schedule="constant", loss="mse")
             found = []
 
@@ -93,6 +102,29 @@ def run_mlp(cfg) -> tuple[pd.DataFrame, dict]:
                              "ck_distance": spectra.kernel_distance(ck0, ck),
                              "ntk_distance": spectra.kernel_distance(K0, K), "diverged": res.diverged})
     return pd.DataFrame(rows), {"snapshots": snaps, "sigma2": sigma2}
+
+
+class _Reached(Exception):
+    """Raised from ``on_epoch`` to end the search pass of ``matched_epochs`` early."""
+
+
+def matched_epochs(spec, flat, regime, cfg, target: float) -> int:
+    """Epochs after which ``regime`` (full batch) first has training loss <= ``target``, at most
+    ``MATCH_EPOCHS_MAX`` x ``cfg.mlp_epochs`` (a search pass without snapshots that stops there;
+    training is seeded, so the snapshot pass that follows retraces it)."""
+    cap = MATCH_EPOCHS_MAX * cfg.mlp_epochs
+
+    def on_epoch(epoch, model):
+        if train.evaluate(model, flat.x_train, flat.y_train, "mse")[0] <= target:
+            raise _Reached(epoch)
+
+    tcfg = train.TrainConfig(optimizer=regime.optimizer, lr=regime.lr, epochs=cap, batch_size=regime.batch,
+                             seed=cfg.seed, schedule="constant", loss="mse")
+    try:
+        train.fit(spec, flat, tcfg, cache=False, progress=False, on_epoch=on_epoch, eval_every=cap)
+    except _Reached as hit:
+        return int(hit.args[0])
+    return cap
 
 
 def esd(runs: dict) -> dict:

@@ -13,7 +13,7 @@ import seaborn as sns
 from .. import spectra
 
 NAMES = {"gd_small": "GD small", "sgd_small": "SGD small", "gd_large": "GD 1.5x edge (catapult)",
-         "one_step": "one large step (spike)", "adam": "Adam"}
+         "one_step": "one large step (spike)", "adam": "Adam", "gd_small_matched": "GD small, on to the others' loss"}
 
 
 def plot_esd(esd: dict, ratio: float, title: str, sigma2: float = 1.0):
