@@ -87,7 +87,8 @@ def run_mlp(cfg) -> tuple[pd.DataFrame, dict]:
                     te = 1 - train.evaluate(model, flat.x_test, flat.y_test, "mse")[1]
                     found.append((epoch, W, ck, K, tr, te))
 
-            res = train.fit(spec, flat, tcfg, cache=False, progress=False, on_epoch=on_epoch)
+            every = cfg.mlp_epochs if reg.name == "gd_small_matched" else 1   # its history is not used: evaluate rarely
+            res = train.fit(spec, flat, tcfg, cache=False, progress=False, on_epoch=on_epoch, eval_every=every)
             W0, ck0, K0 = found[0][1:4]
             e0 = spectra.weight_esd(W0)[0]
             snaps[reg.name] = [f[1] for f in found]
