@@ -34,6 +34,14 @@ def publishing() -> bool:
     return bool(value) and value != _ours
 
 
+def show(p) -> str:
+    """``p`` relative to the repository root when it is inside it (for messages), else as given."""
+    try:
+        return str(Path(p).relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
 def published_dir(profile: str) -> Path:
     """Where ``make reproduce`` publishes ``profile`` (the runner's layout)."""
     return REPORTS if profile == "default" else REPORTS / profile
@@ -58,11 +66,7 @@ def use_profile(profile: str) -> Path:
     bench = published_dir(profile) / "bench"
     if bench.is_dir() and not (target / "bench").exists():
         shutil.copytree(bench, target / "bench")
-    try:
-        shown = target.relative_to(ROOT)
-    except ValueError:
-        shown = target
-    print(f"exploring at profile {profile!r}: outputs go to {shown}/ -- reports/ is published "
+    print(f"exploring at profile {profile!r}: outputs go to {show(target)}/ -- reports/ is published "
           "only by `make reproduce`")
     return target
 

@@ -71,9 +71,10 @@ def missing_data(study: str, profile: str) -> list[str]:
         if data_files(name):
             continue
         if name == "cifar10":
-            raw = paths.RAW.relative_to(paths.ROOT) if paths.RAW.is_relative_to(paths.ROOT) else paths.RAW
-            out.append(f"cifar10 is not in {raw}/cifar-10-batches-py: download "
-                       f"https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz into {raw}/ "
+            from .data import CIFAR_URL
+
+            raw = paths.show(paths.RAW)
+            out.append(f"cifar10 is not in {raw}/cifar-10-batches-py: download {CIFAR_URL} into {raw}/ "
                        f"(it is extracted on first use)")
         else:
             out.append(f"{name}: scikit-learn's digits data is not installed (run `make setup`)")

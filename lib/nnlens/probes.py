@@ -33,13 +33,13 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .utils import to_numpy
+
 PROBES = ("knn", "ncc", "svm")
 
 
 def _np(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float32)
+    return to_numpy(x, np.float32)
 
 
 def k_grid(k_max: int, rank: int, extra: tuple = (100,)) -> list[int]:

@@ -75,16 +75,9 @@ def _environ(**changes: str | None):
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
-def _show(p: Path) -> str:
-    """``p`` relative to the repository root when it is inside it."""
-    try:
-        return str(Path(p).relative_to(paths.ROOT))
-    except ValueError:
-        return str(p)
-
-
 def final_reports_dir(profile: str) -> Path:
-    return paths.ROOT / "reports" if profile == "default" else paths.ROOT / "reports" / profile
+    """Where ``profile`` is published (``paths.published_dir``; tests point it elsewhere)."""
+    return paths.published_dir(profile)
 
 
 def study_notebooks() -> dict[str, Path]:
@@ -164,8 +157,8 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
             raise SystemExit(
                 f"error: notebook {nb.name} failed{f' in cell [{cell}]' if cell else ''} after "
                 f"{time.perf_counter() - t0:.1f} s: {what}\n"
-                f"  the previous reports in {_show(final)}/ are unchanged; "
-                f"the partly executed notebook is {_show(kept)}"
+                f"  the previous reports in {paths.show(final)}/ are unchanged; "
+                f"the partly executed notebook is {paths.show(kept)}"
             ) from None
         scrub(out_nb)
         from . import reports
@@ -175,7 +168,7 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
             publish(staging, final, study=nb.stem[:2])
         except OSError as e:
             raise SystemExit(f"error: publishing {nb.stem} failed ({e.strerror or e}: {e.filename}); "
-                             f"every file was put back, the reports in {_show(final)}/ are unchanged") from None
+                             f"every file was put back, the reports in {paths.show(final)}/ are unchanged") from None
         os.utime(final / "notebooks" / nb.name, (start, start))  # up to date only against sources older than the run
         for stale in (failed / nb.name, failed / log.name):
             with contextlib.suppress(FileNotFoundError):
@@ -193,7 +186,7 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
     wall, cpu = time.perf_counter() - t0, _cpu_children() - c0
     if timings is not None:
         timings.update(wall_s=round(wall, 1), cpu_s=round(cpu, 1), threads=threads)
-    print(f"[{nb.stem}] done in {wall:.1f} s (CPU {cpu:.1f} s) -> {_show(final)}/", flush=True)
+    print(f"[{nb.stem}] done in {wall:.1f} s (CPU {cpu:.1f} s) -> {paths.show(final)}/", flush=True)
     return final / "notebooks" / nb.name
 
 
@@ -286,7 +279,7 @@ def reproduce(profile: str = "default", studies=None, kernel: str = "nnlens",
             if ran:
                 index(profile)
                 _save_timings(final, profile, ran, time.perf_counter() - t0)
-            rest = f"{', '.join(ran)} published before it" if ran else f"{_show(final)}/ unchanged"
+            rest = f"{', '.join(ran)} published before it" if ran else f"{paths.show(final)}/ unchanged"
             print(f"\ninterrupted: nothing published for {s}; {rest}", file=sys.stderr)
             return 130
         except SystemExit as e:
@@ -303,8 +296,8 @@ def reproduce(profile: str = "default", studies=None, kernel: str = "nnlens",
     for s in picked:
         e = ran.get(s, {})
         print(f"{s:<6} {status[s]:<22} {e.get('wall_s', ''):>8} {e.get('cpu_s', ''):>8}")
-    print(f"total wall time {total:.1f} s ({total / 60:.1f} min); reports in {_show(final)}/ "
-          f"(claims: {_show(final / 'claims.md')}, times: {_show(final / TIMINGS)})")
+    print(f"total wall time {total:.1f} s ({total / 60:.1f} min); reports in {paths.show(final)}/ "
+          f"(claims: {paths.show(final / 'claims.md')}, times: {paths.show(final / TIMINGS)})")
     bad = [s for s in picked if status[s] not in ("ran", "up to date")]
     if bad:
         print(f"not reproduced: {', '.join(f'{s} ({status[s]})' for s in bad)}", file=sys.stderr)
@@ -381,7 +374,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt as e:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         what = f"nothing published for {e.args[0]}" if isinstance(e, Interrupted) and e.args else "nothing published"
-        print(f"\ninterrupted: {what}; {_show(final_reports_dir(args.profile))}/ unchanged", file=sys.stderr)
+        print(f"\ninterrupted: {what}; {paths.show(final_reports_dir(args.profile))}/ unchanged", file=sys.stderr)
         return 130
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import os
 import re
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ from . import _io, paths, reports
 KEY_FIGURES = {
     "01": "01_accuracy_vs_k",
     "02": "02_tau_tad",
-    "03": "03_mlp_dynamics",
+    "03": "03_twolayer_esd",
     "04": "04_interaction",
     "05": "05_bench_scaling",
 }
@@ -42,9 +41,6 @@ KEY_FIGURES = {
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 70rem; margin: 2rem auto;
        padding: 0 1rem; color: #1f2328; line-height: 1.45; }
-nav.nnlens { font-family: system-ui, sans-serif; padding: .5rem 1rem; border-bottom: 1px solid #d0d7de;
-             margin-bottom: 1rem; }
-nav.nnlens a { margin-right: 1.5rem; }
 table.claims { border-collapse: collapse; width: 100%; margin: .5rem 0 1.5rem; font-size: .9rem; }
 table.claims th, table.claims td { border: 1px solid #d0d7de; padding: .3rem .5rem; text-align: left;
                                    vertical-align: top; }
@@ -55,13 +51,6 @@ img.key { max-width: 100%; height: auto; border: 1px solid #d0d7de; }
 """
 
 
-def _write(path: Path, text: str) -> Path:
-    """Atomic write, then readable by all (a web server serves the site; temp files start private)."""
-    _io.write_text(path, text)
-    os.chmod(path, 0o644)
-    return path
-
-
 def _page(title: str, body: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
@@ -69,7 +58,7 @@ def _page(title: str, body: str) -> str:
 
 
 def _nav() -> str:
-    # inline styles: the notebook pages carry nbconvert's stylesheet, not the site's
+    # inline styles (the only copy): the notebook pages carry nbconvert's stylesheet, not the site's
     link = 'style="margin-right: 1.5rem"'
     return ('<nav class="nnlens" style="font-family: system-ui, sans-serif; padding: .5rem 1rem; '
             'border-bottom: 1px solid #d0d7de; margin-bottom: 1rem">'
@@ -106,16 +95,17 @@ def _counts(df) -> str:
             f"{len(df) - n_hold} do not.</p>")
 
 
-def render_notebook(nb_path: Path, out: Path) -> Path:
-    """One executed notebook as a self-contained HTML page, with the site's navigation bar."""
+def render_notebook(nb_path: Path, out: Path, nb=None) -> Path:
+    """One executed notebook (``nb``, read from ``nb_path`` when not given) as a self-contained HTML
+    page, with the site's navigation bar."""
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(nb_path, as_version=4)
+    nb = nb if nb is not None else nbformat.read(nb_path, as_version=4)
     exporter = HTMLExporter(template_name="lab", embed_images=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb) or nb_path.stem}})
     # the site's navigation right after <body ...>; the rest is nbconvert's page as it is
     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + "\n" + _nav(), body, count=1)
-    return _write(out / f"{nb_path.stem}.html", body)
+    return _io.write_text(out / f"{nb_path.stem}.html", body)
 
 
 def build(reports_root: Path | None = None, out: Path | None = None) -> Path:
@@ -132,8 +122,9 @@ def build(reports_root: Path | None = None, out: Path | None = None) -> Path:
     sections, summary = [], []
     for nb_path in notebooks:
         study = nb_path.stem[:2]
-        render_notebook(nb_path, out)
-        title = _title(nbformat.read(nb_path, as_version=4)) or nb_path.stem
+        nb = nbformat.read(nb_path, as_version=4)
+        render_notebook(nb_path, out, nb)
+        title = _title(nb) or nb_path.stem
         rows = claims[claims["id"].str.startswith(study + ".")] if len(claims) else claims
         part = [f'<h2 id="study-{study}"><a href="{nb_path.stem}.html">{html.escape(title)}</a></h2>']
         n_hold = int(rows["holds"].sum()) if len(rows) else 0
@@ -162,7 +153,7 @@ def build(reports_root: Path | None = None, out: Path | None = None) -> Path:
              + (_counts(claims) if len(claims) else "")
              + '<table class="claims">\n<tr><th>study</th><th>claims that hold</th><th>do not hold</th>'
                "<th>executed notebook</th></tr>\n" + "\n".join(summary) + "\n</table>")
-    _write(out / "index.html", _page("nnlens reports", intro + "\n" + "\n".join(sections)))
+    _io.write_text(out / "index.html", _page("nnlens reports", intro + "\n" + "\n".join(sections)))
 
     ledger = ["<h1>Claims ledger</h1>", _counts(claims) if len(claims) else "<p>No claims recorded.</p>"]
     stems = {p.stem[:2]: p.stem for p in notebooks}
@@ -170,7 +161,7 @@ def build(reports_root: Path | None = None, out: Path | None = None) -> Path:
         rows = claims[claims["id"].str.startswith(study + ".")]
         heading = (f'<a href="{stems[study]}.html">Study {study}</a>' if study in stems else f"Study {study}")
         ledger += [f'<h2 id="study-{study}">{heading}</h2>', _claims_table(rows)]
-    _write(out / "claims.html", _page("nnlens claims ledger", "\n".join(ledger)))
+    _io.write_text(out / "claims.html", _page("nnlens claims ledger", "\n".join(ledger)))
     return out / "index.html"
 
 

@@ -97,7 +97,7 @@ def probe_layer(x_train, y_train, x_test, y_test, cfg) -> dict:
     all_features (True on the kNN/NCC rows on all D features, k = D, variance 1, when D > the PCs kept),
     "scree": (n_pc,) cumulative explained variance, "svm": {C, cv_accuracy, converged}}.
     """
-    xtr, xte = probes._np(x_train), probes._np(x_test)
+    xtr, xte = utils.to_numpy(x_train, np.float32), utils.to_numpy(x_test, np.float32)
     ytr, yte = np.asarray(y_train).ravel(), np.asarray(y_test).ravel()
     n, d = xtr.shape
     n_pc = min(n - 1, d, max(cfg.k_max, K_DETERMINE))
