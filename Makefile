@@ -43,12 +43,12 @@ $(STAMP): pyproject.toml requirements.lock
 # pins THREADS torch/BLAS threads, publishes each study all-or-nothing and prints the times
 # then renders what is published as the HTML site (also after a failed study: the site shows what is there)
 reproduce: $(STAMP) ## run the studies (STUDY=02 or STUDY="01 03"; default all) at PROFILE into reports/, then the site
-	@$(PY) -m nnlens.runner reproduce --profile "$(PROFILE)" --study "$(STUDY)" --threads "$(THREADS)" \
+	@$(PY) -m nnlens.workbook.runner reproduce --profile "$(PROFILE)" --study "$(STUDY)" --threads "$(THREADS)" \
 	  --kernel "$(KERNEL)" $(if $(FORCE),--force); rc=$$?; \
-	  $(PY) -m nnlens.site --reports "$(REPORTS)" || rc=1; exit $$rc
+	  $(PY) -m nnlens.workbook.site --reports "$(REPORTS)" || rc=1; exit $$rc
 
 $(REPORTS)/notebooks/%.ipynb: notebooks/%.ipynb $(LIB) $(STAMP)
-	@$(PY) -m nnlens.runner run "$<" --profile "$(PROFILE)" --kernel "$(KERNEL)" --threads "$(THREADS)"
+	@$(PY) -m nnlens.workbook.runner run "$<" --profile "$(PROFILE)" --kernel "$(KERNEL)" --threads "$(THREADS)"
 
 test: test-unit test-notebooks ## pytest (unit + integration) and nbval over notebooks/ at the smoke profile
 
@@ -59,15 +59,17 @@ test-unit: $(STAMP) ## pytest over TESTS (default tests/: unit and integration t
 
 test-notebooks: $(STAMP) ## nbval: run every notebook in notebooks/ at the smoke profile
 	@mkdir -p "$(SCRATCH)"
+	$(PY) -m nnlens.workbook.runner bench --profile smoke --reports "$(CURDIR)/$(SCRATCH)/reports"
 	NNLENS_PROFILE=smoke NNLENS_PROGRESS=0 NNLENS_REPORTS="$(CURDIR)/$(SCRATCH)/reports" \
 	  NNLENS_CACHE="$(CURDIR)/$(SCRATCH)/cache" \
 	  $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks/
 
-bench: $(STAMP) ## run the benchmarks (reports/bench/*.csv and figures)
-	@for b in benchmarks/*.py; do echo "== $$b"; NNLENS_REPORTS="$(CURDIR)/reports" $(PY) $$b || exit 1; done
+bench: $(STAMP) ## run the benchmarks at PROFILE into its reports' bench/ (notebook 05 reads bench/ntk.csv)
+	@for b in benchmarks/ntk.py benchmarks/sweeps.py; do echo "== $$b"; \
+	  $(PY) $$b --profile "$(PROFILE)" --out "$(REPORTS)/bench" || exit 1; done
 
 site: $(STAMP) ## render the executed notebooks and the claims ledger as HTML into reports/site/ (reports/PROFILE/site/)
-	$(PY) -m nnlens.site --reports "$(REPORTS)"
+	$(PY) -m nnlens.workbook.site --reports "$(REPORTS)"
 
 # JupyterLab at the repository root, so notebooks/ (to explore: outputs go to .scratch/interactive/)
 # and $(REPORTS)/notebooks/ (executed, with figures) are both reachable; it starts in notebooks/.
@@ -76,7 +78,7 @@ lab: $(STAMP) ## open JupyterLab (notebooks/ and the executed reports/notebooks/
 	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 normalize: $(STAMP) ## write notebooks/ as JupyterLab saves them (kernel, language_info), without outputs
-	$(PY) -m nnlens.nbfiles normalize
+	$(PY) -m nnlens.workbook.nbfiles normalize
 
 lock: ## re-pin requirements.lock from a fresh resolve of pyproject.toml
 	rm -rf $(SCRATCH)/lockenv && $(PYTHON) -m venv $(SCRATCH)/lockenv

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/ntk.py [--profile smoke|default|paper]
 
-Writes reports/bench/ntk.csv (``NNLENS_REPORTS`` redirects it), one long table that notebook 05
+Writes reports/bench/ntk.csv (``--out`` redirects it), one long table that notebook 05
 (``nnlens.studies.s05_ntk``) reads. The default profile takes about 5 minutes on 2 quiet cores.
 
 Methods compared in one run (arXiv 2205.12372 is the study; the baseline is the PyTorch
@@ -50,6 +50,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NNLENS_PROGRESS", "0")          # no progress bars inside timed calls
@@ -59,9 +60,9 @@ import psutil  # noqa: E402
 import torch  # noqa: E402
 from torch.func import functional_call, jacrev, vmap  # noqa: E402
 
-from nnlens import _io, models, ntk, paths, profiles, utils  # noqa: E402
+from nnlens import _io, models, ntk, paths, utils  # noqa: E402
 from nnlens.ntk import factors, projection  # noqa: E402
-from nnlens.studies import s05_ntk  # noqa: E402
+from nnlens.studies import profiles, s05_ntk  # noqa: E402
 from nnlens.utils import rel_error  # noqa: E402
 
 
@@ -188,8 +189,8 @@ def prepare(spec, model, x):
         fs, fixed = feat(x), {}
 
         def predrawn(shape, k, seed, index, device, dtype):
-            d0, r = projection._view(shape)
-            rows = max(1, projection._R_CHUNK // (r * k))
+            d0, r = projection.view(shape)
+            rows = max(1, projection.R_CHUNK // (r * k))
             if (r, rows, k) not in fixed:                  # drawn once, outside the timed calls
                 fixed[r, rows, k] = torch.randint(0, 2, (r, rows, k), dtype=dtype) * 2 - 1
             blk = fixed[r, rows, k]
@@ -422,6 +423,7 @@ def run(cfg, log=print) -> pd.DataFrame:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="default", choices=profiles.PROFILES)
+    ap.add_argument("--out", default="", help="folder of the table (default: the profile's published bench/)")
     ap.add_argument("--measure", metavar="SPEC", help="internal: time one JSON spec in this process")
     args = ap.parse_args(argv)
     if args.measure:
@@ -431,7 +433,7 @@ def main(argv=None):
     df = run(cfg, log=lambda s: print(s, flush=True))
     df.insert(0, "config", s05_ntk.config_id(cfg))     # notebook 05 reads only a table of its own config
     df.insert(0, "profile", args.profile)
-    out = paths.bench_dir() / "ntk.csv"
+    out = Path(args.out or paths.published_dir(args.profile) / "bench") / "ntk.csv"
     _io.write_text(out, df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     print(f"wrote {out} ({df.loc[df.section == 'wall', 'seconds'].iloc[0]:.0f} s)")
 

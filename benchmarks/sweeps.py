@@ -5,7 +5,7 @@ the step-matched arm, a few seeds) twice in one process: once as a sequential lo
 ``s04_anova.train_job`` in this process, then through ``sweeps.run`` with joblib's
 loky processes (one torch thread each) twice: cold (process start-up included)
 and warm (loky reuses its workers, as the notebook's grid does after its lr search). Both must give
-the same accuracies. Writes ``reports/bench/sweeps.csv`` (``nnlens.paths.bench_dir()``):
+the same accuracies. Writes ``reports/bench/sweeps.csv`` (``--out`` redirects it):
 trainings per second of each and the speed-up.
 
     python benchmarks/sweeps.py [--seeds 2] [--n-jobs 2]
@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
 
-from nnlens import _io, paths, profiles, sweeps
-from nnlens.studies import s04_anova
+from nnlens import _io, paths, sweeps
+from nnlens.studies import profiles, s04_anova
 
 
 def main(argv=None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--profile", default="default", help="accepted for `make bench`; the grid is the default one")
+    ap.add_argument("--out", default="", help="folder of the table (default: reports/bench)")
     args = ap.parse_args(argv)
     cfg = profiles.load("04", "default")
     lrs = {o: lrs[len(lrs) // 2] for o, lrs in cfg.lr_grid}        # any fixed lr: speed, not accuracy
@@ -56,7 +59,7 @@ def main(argv=None) -> pd.DataFrame:
     out = pd.DataFrame([row("sequential loop", 1, t_seq),
                         row("sweeps.run joblib, cold (process start-up included)", args.n_jobs, t_par),
                         row("sweeps.run joblib, warm workers", args.n_jobs, t_warm)])
-    _io.write_text(paths.bench_dir() / "sweeps.csv", out.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
+    _io.write_text(Path(args.out or paths.REPORTS / "bench") / "sweeps.csv", out.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
     print(out.to_string(index=False))
     if not same:
         raise SystemExit("parallel and sequential runs disagree")

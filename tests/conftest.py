@@ -14,6 +14,14 @@ def _isolated_outputs(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture
+def out(tmp_path):
+    """A run's outputs in the test's own folder (``report.Outputs``)."""
+    from nnlens import report
+
+    return report.Outputs(tmp_path / "reports")
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

@@ -5,7 +5,8 @@ import sys
 
 import pandas as pd
 
-from nnlens import paths, profiles
+from nnlens import paths
+from nnlens.studies import profiles
 from nnlens.studies import s05_ntk
 
 

@@ -13,7 +13,8 @@ import urllib.request
 
 import pytest
 
-from nnlens import nbfiles, paths
+from nnlens import paths
+from nnlens.workbook import nbfiles
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

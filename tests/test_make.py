@@ -30,7 +30,8 @@ PROBE_NB = '''
 from pathlib import Path
 import pandas as pd
 import nnlens
-from nnlens import paths, profiles, reports
+from nnlens import paths, report
+from nnlens.studies import profiles
 profile = profiles.resolve(profile)
 assert " " in str(paths.ROOT) and Path(nnlens.__file__).resolve().is_relative_to(paths.ROOT / "lib")
 reports.save_table(pd.DataFrame({"x": [1.5]}), "03_probe")

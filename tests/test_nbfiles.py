@@ -4,7 +4,7 @@ import json
 import nbformat
 import pytest
 
-from nnlens import nbfiles
+from nnlens.workbook import nbfiles
 
 
 @pytest.mark.parametrize("path", nbfiles.committed(), ids=lambda p: p.stem)

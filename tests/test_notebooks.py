@@ -9,7 +9,8 @@ import ast
 import nbformat
 import pytest
 
-from nnlens import paths, profiles
+from nnlens import paths
+from nnlens.studies import profiles
 
 NOTEBOOKS = sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 

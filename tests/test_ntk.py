@@ -136,7 +136,7 @@ def explicit_r(model, k, seed, dtype=F64):
     from nnlens.ntk import projection
     blocks = []
     for i, p in enumerate(q for q in model.parameters() if q.requires_grad):
-        d0, r = projection._view(tuple(p.shape))
+        d0, r = projection.view(tuple(p.shape))
         rows = torch.zeros(d0, r, k, dtype=dtype)
         for r0, r1, blk in projection.r_chunks(tuple(p.shape), k, seed, i, "cpu", dtype):
             rows[r0:r1] = blk.permute(1, 0, 2)                                # chunk is (r, rows, k)

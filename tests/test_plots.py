@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nnlens import paths, plots  # noqa: E402
+from nnlens import paths, report  # noqa: E402
 
 
 def test_importing_plots_keeps_the_backend():
@@ -22,15 +22,15 @@ def test_importing_plots_keeps_the_backend():
 
 
 def test_savefig_keeps_the_figure_open_and_writes_the_same_bytes_twice(tmp_path):
-    plots.use_style()
+    report.use_style()
     fig, ax = plt.subplots()
     ax.plot(np.arange(5), np.arange(5) ** 2)
-    png, pdf = plots.savefig(fig, "00_open", directory=tmp_path)
+    png, pdf = report.savefig(fig, "00_open", tmp_path)
     assert plt.fignum_exists(fig.number), "savefig must leave the figure for the notebook to display"
     first = png.read_bytes(), pdf.read_bytes()
-    plots.savefig(fig, "00_open", directory=tmp_path)
+    report.savefig(fig, "00_open", tmp_path)
     assert (png.read_bytes(), pdf.read_bytes()) == first
-    plots.savefig(fig, "00_open", directory=tmp_path, close=True)
+    report.savefig(fig, "00_open", tmp_path, close=True)
     assert not plt.fignum_exists(fig.number)
 
 
@@ -41,7 +41,7 @@ def test_a_kernel_embeds_each_saved_figure_once(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(paths.ROOT / "lib"))  # the kernel imports this checkout's nnlens
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
-        "from nnlens import plots\nimport matplotlib.pyplot as plt\nplots.use_style()\n"
+        "from nnlens import plots\nimport matplotlib.pyplot as plt\nreport.use_style()\n"
         "fig, ax = plt.subplots(); ax.plot([0, 1, 2], [1, 0, 2])\nplots.savefig(fig, '00_inline');"),
         nbformat.v4.new_code_cell("fig, ax = plt.subplots(); ax.plot([0, 1], [1, 0]);\n"
                                   "plots.savefig(fig, '00_second');\nprint('text after')")]

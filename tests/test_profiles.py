@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
-from nnlens import profiles
-from nnlens.profiles import ProfileError
+from nnlens.studies import profiles
+from nnlens.studies.profiles import ProfileError
 
 
 @pytest.mark.parametrize("study", profiles.STUDIES)

@@ -4,45 +4,45 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlens import paths, plots, reports
+from nnlens import report
 
 
-def test_save_table_writes_csv_and_markdown_with_fixed_format(tmp_path):
+def test_save_table_writes_csv_and_markdown_with_fixed_format(out):
     df = pd.DataFrame({"layer": ["stem", "pool"], "acc": [0.912345678, 1 / 3], "n": [1, 2]})
-    csv = reports.save_table(df, "01_demo")
+    csv = out.save_table(df, "01_demo")
     md = csv.with_suffix(".md")
     assert csv.read_text().splitlines() == ["layer,acc,n", "stem,0.9123,1", "pool,0.3333,2"]
     assert "| stem | 0.9123 | 1 |" in md.read_text()
     first = (csv.read_bytes(), md.read_bytes())
-    reports.save_table(df, "01_demo")
+    out.save_table(df, "01_demo")
     assert (csv.read_bytes(), md.read_bytes()) == first
 
 
-def test_save_table_rejects_non_frames():
+def test_save_table_rejects_non_frames(out):
     with pytest.raises(TypeError, match="pandas DataFrame"):
-        reports.save_table([1, 2], "x")
+        out.save_table([1, 2], "x")
 
 
-def test_ledger_rows_and_claims_md():
-    a = reports.Ledger("01", "smoke")
+def test_ledger_rows_and_claims_md(out):
+    a = report.Ledger("01", "smoke", out)
     a.claim("01.2", "second", value=0.5, threshold=">= 0.9", holds=False)
     a.claim("01.1", "first", value=0.95, threshold=">= 0.9", holds=True)
     a.claim("01.1", "first (again)", value=0.96, threshold=">= 0.9", holds=True)  # replaces
     a.save()
-    b = reports.Ledger("03", "smoke")
+    b = report.Ledger("03", "smoke", out)
     b.claim("03.10", "tenth", value="2 of 3", threshold="all", holds=False)
     b.save()
-    df = reports.load_claims()
+    df = report.load_claims(out.claims)
     assert list(df["id"]) == ["01.1", "01.2", "03.10"]
-    text = (paths.reports_dir() / "claims.md").read_text()
+    text = (out.root / "claims.md").read_text()
     assert "1 of 3 claims hold" in text
     assert "| 01.1 | first (again) | 0.9600 | >= 0.9 | holds |" in text
     assert "| 01.2 | second | 0.5000 | >= 0.9 | **does not hold** |" in text
     assert text.index("## Study 01") < text.index("## Study 03")
 
 
-def test_ledger_rejects_foreign_ids_and_non_bool_verdicts():
-    led = reports.Ledger("02", "smoke")
+def test_ledger_rejects_foreign_ids_and_non_bool_verdicts(out):
+    led = report.Ledger("02", "smoke", out)
     with pytest.raises(ValueError, match="must start with the study number '02'"):
         led.claim("01.1", "x", 1.0, ">0", True)
     with pytest.raises(TypeError, match="holds must be a bool"):
@@ -50,22 +50,22 @@ def test_ledger_rejects_foreign_ids_and_non_bool_verdicts():
     led.claim("02.1", "x", 1.0, ">0", np.bool_(True))
 
 
-def test_manifest_is_stable_and_complete():
-    from nnlens import profiles
+def test_manifest_is_stable_and_complete(out):
+    from nnlens.studies import profiles
 
     cfg = profiles.load("01", "smoke")
-    p = reports.write_manifest("01", "smoke", seeds=[0], config=cfg)
+    p = report.write_manifest(out, "01", "smoke", seeds=[0], config=cfg)
     first = p.read_bytes()
     doc = json.loads(first)
     assert doc["profile"] == "smoke" and doc["seeds"] == [0] and doc["config"]["epochs"] == cfg.epochs
     assert doc["packages"]["torch"] and "commit" in doc
-    assert reports.write_manifest("01", "smoke", seeds=[0], config=cfg).read_bytes() == first
+    assert report.write_manifest(out, "01", "smoke", seeds=[0], config=cfg).read_bytes() == first
 
 
-def test_savefig_is_byte_stable():
+def test_savefig_is_byte_stable(out):
     import matplotlib.pyplot as plt
 
-    plots.use_style()
+    report.use_style()
 
     def draw():
         fig, ax = plt.subplots()
@@ -74,20 +74,20 @@ def test_savefig_is_byte_stable():
         ax.legend()
         return fig
 
-    png, pdf = plots.savefig(draw(), "00_demo", close=True)
+    png, pdf = out.savefig(draw(), "00_demo", close=True)
     first = (png.read_bytes(), pdf.read_bytes())
     assert first[0][:8] == b"\x89PNG\r\n\x1a\n" and first[1][:5] == b"%PDF-"
-    saved = plots.savefig(draw(), "00_demo", close=True)
+    saved = out.savefig(draw(), "00_demo", close=True)
     assert (png.read_bytes(), pdf.read_bytes()) == first
     assert repr(saved) == "saved figures/00_demo.png and figures/00_demo.pdf"  # no machine paths
 
 
-def test_savefig_rejects_paths_as_names():
+def test_savefig_rejects_paths_as_names(out):
     import matplotlib.pyplot as plt
 
     fig = plt.figure()
     with pytest.raises(ValueError, match="plain file stem"):
-        plots.savefig(fig, "figures/x")
+        out.savefig(fig, "figures/x")
     plt.close(fig)
 
 

@@ -10,14 +10,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nnlens import paths, runner
+from nnlens import paths
+from nnlens.workbook import runner
 
 BODY = """
-from nnlens import profiles, plots, reports
+from nnlens import report
+from nnlens.studies import profiles
 import matplotlib.pyplot as plt
 import pandas as pd
 profile = profiles.resolve(profile)
-plots.use_style()
+report.use_style()
 fig, ax = plt.subplots(); ax.plot([0, 1, 2], [1, 0, 2]); plots.savefig(fig, "00_demo")
 reports.save_table(pd.DataFrame({"x": [0.5, 1.25]}), "00_demo")
 ledger = reports.Ledger("01", profile)
@@ -198,7 +200,7 @@ def test_publish_retires_the_study_files_its_new_run_no_longer_writes(tmp_path, 
 
 
 def test_unwritable_reports_fail_before_running_in_one_message(tmp_path, final, monkeypatch):
-    from nnlens import preflight
+    from nnlens.workbook import preflight
 
     def denied(*a, **k):                                             # root ignores chmod, so simulate it
         raise PermissionError(13, "Permission denied")
@@ -219,7 +221,7 @@ def shutil_usage(free):
 
 
 def test_reproduce_lists_missing_data_runs_the_rest_and_fails_at_the_end(tmp_path, final, monkeypatch, capsys):
-    from nnlens import preflight
+    from nnlens.workbook import preflight
 
     monkeypatch.setattr(paths, "RAW", tmp_path / "raw")             # no CIFAR-10 here
     nbs = {"01": _notebook(tmp_path / "01_demo.ipynb", "raise RuntimeError('must not run')"),
@@ -254,7 +256,7 @@ def test_select_accepts_one_study_or_a_list():
 INTERRUPTED = """
 import sys
 from pathlib import Path
-from nnlens import runner
+from nnlens.workbook import runner
 final = Path({final!r})
 runner.final_reports_dir = lambda profile: final
 sys.exit(runner.main(["run", {nb!r}, "--profile", "smoke", "--kernel", "python3"]))

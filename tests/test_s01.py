@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlens import probes, profiles, reports
+from nnlens import probes, report
+from nnlens.studies import profiles
 from nnlens.studies import s01_pca as s01
 
 CFG = profiles.load("01", "default")          # k_max 64
@@ -53,7 +54,7 @@ def _results(raw_knn=0.5, train_acc=1.0, nc1=(10.0, 3.0, 2.0, 1.0, 0.3), onset=(
 
 def _verdicts(**kw):
     rows = s01.claims(_results(**kw), CFG)
-    assert all(isinstance(r, reports.Row) for r in rows)
+    assert all(isinstance(r, report.Row) for r in rows)
     return {r.id: r.holds for r in rows}
 
 

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlens import profiles, surrogates
+from nnlens import surrogates
+from nnlens.studies import profiles
 from nnlens.studies import s02_entk as study
 
 CFG = profiles.load("02", "default")          # proj_dims (32, 128, 512): kmax = 512

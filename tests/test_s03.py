@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from nnlens import models, profiles, spectra
-from nnlens.studies import s03_mlp, s03_runs as R, s03_spectral as S
+from nnlens import models, spectra
+from nnlens.studies import profiles
+from nnlens.studies import s03_spectral as S
+from nnlens.studies.s03_spectral import mlp as s03_mlp, twolayer as R
 
 CFG = profiles.load("03", "default")
 
@@ -202,7 +204,8 @@ def test_matched_epochs_is_the_first_epoch_at_the_target_loss_or_the_cap():
     full run that records every epoch's loss), and says the cap when the target is out of reach."""
     import dataclasses
 
-    from nnlens import data as data_mod, models, profiles, train
+    from nnlens import data as data_mod, models, train
+    from nnlens.studies import profiles
 
     cfg = dataclasses.replace(profiles.load("03", "smoke"), mlp_epochs=2, mlp_n_train=120, mlp_width=16)
     ds = data_mod.load(cfg.mlp_dataset, cfg.mlp_n_train, 0, seed=cfg.seed)

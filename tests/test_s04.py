@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlens import profiles, reports
+from nnlens import report
+from nnlens.studies import profiles
 from nnlens.studies import s04_anova as s04
 
 CFG = profiles.load("04", "default")
@@ -34,7 +35,7 @@ def _arm(p_hc3=1e-6, worst_batches=(1024, 1024, 1024, 16, 64), lower=2, higher=0
 
 def _verdicts(steps=None, epochs=None):
     rows = s04.claims({"steps": steps or _arm(), "epochs": epochs or _arm()}, CFG)
-    assert all(isinstance(r, reports.Row) for r in rows)
+    assert all(isinstance(r, report.Row) for r in rows)
     return {r.id: r.holds for r in rows}
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlens import paths, profiles
+from nnlens import paths
+from nnlens.studies import profiles
 from nnlens.studies import s05_ntk as s05
 
 CFG = profiles.load("05", "default")

@@ -16,7 +16,8 @@ import nbformat  # noqa: E402
 import pytest  # noqa: E402
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output  # noqa: E402
 
-from nnlens import plots, reports, site  # noqa: E402
+from nnlens import _io, report  # noqa: E402
+from nnlens.workbook import site  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -27,7 +28,7 @@ def _png_b64(tmp_path) -> str:
 
     fig, ax = plt.subplots(figsize=(2, 1.5))
     ax.plot([0, 1, 2], [0, 1, 4])
-    png, _ = plots.savefig(fig, "09_demo", directory=tmp_path / "fig", close=True)
+    png, _ = report.savefig(fig, "09_demo", tmp_path / "fig", close=True)
     return base64.b64encode(png.read_bytes()).decode("ascii"), png
 
 
@@ -48,11 +49,11 @@ def _reports(tmp_path) -> Path:
     nb.metadata["kernelspec"] = {"display_name": "Python (nnlens)", "language": "python", "name": "nnlens"}
     (root / "notebooks").mkdir()
     nbformat.write(nb, root / "notebooks" / "09_demo.ipynb")
-    ledger = reports.Ledger("09", "smoke")
+    ledger = report.Ledger("09", "smoke", report.Outputs(root))
     ledger.claim("09.1", "the demo claim holds", value=0.93, threshold=">= 0.9", holds=True)
     ledger.claim("09.2", "the other one <does not>", value=0.1, threshold=">= 0.5", holds=False)
     (root / "claims").mkdir()
-    reports._io.write_text(root / "claims" / "09.csv", ledger.frame().to_csv(index=False, lineterminator="\n"))
+    _io.write_text(root / "claims" / "09.csv", ledger.frame().to_csv(index=False, lineterminator="\n"))
     return root
 
 

@@ -16,8 +16,10 @@ Images are standardized with the training set's mean and std.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -294,3 +296,31 @@ def poison(ds: Dataset, fraction: float, target: int = 0, trigger_size: int = 4,
     y[t] = target
     meta = {**ds.meta, "poison_fraction": fraction, "target": target, "trigger_size": trigger_size}
     return replace(ds, name=ds.name + "-poisoned", x_train=x, y_train=y, meta=meta), idx
+
+
+# ------------------------------------------------------------------ files on disk
+CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+               "test_batch", "batches.meta")
+
+
+def _digits_file() -> Path | None:
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    p = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    return p if p.is_file() else None
+
+
+def files(name: str) -> list[Path]:
+    """The files on disk that dataset ``name`` is read from (empty when it is missing)."""
+    if name in ("digits", "digits01", "clutter"):
+        f = _digits_file()
+        return [f] if f else []
+    if name == "cifar10":
+        folder = paths.RAW / "cifar-10-batches-py"
+        batches = [folder / f for f in CIFAR_FILES]
+        if all(f.is_file() for f in batches):
+            return batches
+        archive = paths.RAW / "cifar-10-python.tar.gz"
+        return [archive] if archive.is_file() else []
+    return []

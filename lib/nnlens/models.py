@@ -101,13 +101,24 @@ class ResNet18(nn.Module):
         return self.head(self.pool(x))                    # (N, C)
 
 
+def _gelu_grad(z):
+    """d/dz of z Φ(z) (exact GELU): Φ(z) + z φ(z)."""
+    return 0.5 * (1 + torch.erf(z / math.sqrt(2))) + z * torch.exp(-z ** 2 / 2) / math.sqrt(2 * math.pi)
+
+
+# The activations of ``TwoLayer``: name -> (σ, σ'); ``spectra``'s closed-form kernels need both.
+ACTIVATIONS = {
+    "tanh": (torch.tanh, lambda z: 1 - torch.tanh(z) ** 2),
+    "relu": (torch.relu, lambda z: (z > 0).to(z.dtype)),
+    "gelu": (torch.nn.functional.gelu, _gelu_grad),
+}
+
+
 class TwoLayer(nn.Module):
     """f(x) = aᵀσ(Wx/√d)/√h with W (h, d) N(0, 1) and a (h,) N(0, readout_std²) at init."""
 
     def __init__(self, d: int, h: int, activation: str = "tanh", train_a: bool = True, readout_std: float = 1.0):
         super().__init__()
-        from .spectra import ACTIVATIONS      # one table of (σ, σ'): the closed-form kernels use the same
-
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
         self.d, self.h, self.act = d, h, ACTIVATIONS[activation][0]

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from scipy import stats
 
+from .models import ACTIVATIONS
+
 
 # ------------------------------------------------------------------ Marchenko-Pastur
 def _check_ratio(ratio: float, sigma2: float) -> None:
@@ -221,19 +223,6 @@ def kernel_eigs(K) -> np.ndarray:
     """Eigenvalues (ascending) of a symmetric kernel matrix (N, N)."""
     K = np.asarray(K, np.float64)
     return np.linalg.eigvalsh((K + K.T) / 2)
-
-
-def _gelu_grad(z):
-    """d/dz of z Φ(z) (exact GELU): Φ(z) + z φ(z)."""
-    return 0.5 * (1 + torch.erf(z / math.sqrt(2))) + z * torch.exp(-z ** 2 / 2) / math.sqrt(2 * math.pi)
-
-
-# The activations of ``models.TwoLayer``: name -> (σ, σ'); the closed-form kernels below need both.
-ACTIVATIONS = {
-    "tanh": (torch.tanh, lambda z: 1 - torch.tanh(z) ** 2),
-    "relu": (torch.relu, lambda z: (z > 0).to(z.dtype)),
-    "gelu": (torch.nn.functional.gelu, _gelu_grad),
-}
 
 
 def twolayer_ck(W, x, activation: str = "tanh") -> np.ndarray:

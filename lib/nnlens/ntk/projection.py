@@ -7,7 +7,7 @@ the same for every class (arXiv 2305.14585, which uses TRAK's projector, arXiv 2
 R, exactly (``r_chunks``): the rows of R that belong to trainable parameter number ``index``
 (P_p rows, the parameter viewed as (d0, r) in row-major order) come from one PCG64 stream
 seeded by ``SeedSequence([seed, index])``; they are cut into chunks of whole leading rows,
-``rows = max(1, _R_CHUNK // (r k))`` at a time, and chunk number c takes the next
+``rows = max(1, R_CHUNK // (r k))`` at a time, and chunk number c takes the next
 ceil(rows r k / 64) 64-bit words of the stream: entry e of the chunk (row-major (rows, r, k))
 is -1 when bit (e mod 64) of word e // 64 is set, else +1. So R depends only on ``seed``, the
 parameter shapes and k -- not on the device, dtype, method, batch size or memory budget.
@@ -30,10 +30,10 @@ import torch
 
 from .factors import Flat, Gram, nbytes
 
-_R_CHUNK = 1 << 18          # entries of R per generated chunk (1 MB of float32); part of R's definition
+R_CHUNK = 1 << 18          # entries of R per generated chunk (1 MB of float32); part of R's definition
 
 
-def _view(shape) -> tuple[int, int]:
+def view(shape) -> tuple[int, int]:
     """A parameter of ``shape`` viewed as (d0, r) rows of R."""
     d0 = shape[0] if len(shape) else 1
     return d0, (math.prod(shape[1:]) if len(shape) > 1 else 1)
@@ -61,8 +61,8 @@ def r_chunks(shape, k: int, seed: int, index: int, device, dtype):
 
     R_chunk[c, i, :] is the row of R of parameter entry (row0 + i, c) (the layout lets a
     Linear layer's input multiply a whole chunk in one GEMM)."""
-    d0, r = _view(shape)
-    rows = max(1, _R_CHUNK // (r * k))
+    d0, r = view(shape)
+    rows = max(1, R_CHUNK // (r * k))
     bits = np.random.PCG64(np.random.SeedSequence([int(seed), int(index)]))
     for row0 in range(0, d0, rows):
         row1 = min(d0, row0 + rows)
@@ -82,7 +82,7 @@ def project_factors(factors, k: int, seed: int, shapes: dict, chunks=r_chunks) -
         if isinstance(f, Flat):
             b, c = f.j.shape[:2]
             out = f.j.new_zeros(b, c, k) if out is None else out
-            jr = f.j.reshape(b, c, *_view(shapes[f.index]))                              # (B, C', d0, r)
+            jr = f.j.reshape(b, c, *view(shapes[f.index]))                              # (B, C', d0, r)
             for r0, r1, blk in chunks(shapes[f.index], k, seed, f.index, f.j.device, f.j.dtype):
                 out += jr[:, :, r0:r1].transpose(2, 3).flatten(2) @ blk.flatten(0, 1)   # (B, C', k)
             continue

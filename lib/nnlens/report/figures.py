@@ -3,14 +3,15 @@
 ``use_style()`` sets the seaborn theme every notebook uses (call it explicitly:
 importing this module changes nothing, not even the matplotlib backend). ``savefig(fig, name)``
 writes ``figures/<name>.png`` and ``figures/<name>.pdf`` with fixed metadata (no
-timestamps, no version strings), atomically, so a rerun writes the same bytes.
+timestamps, no version strings), atomically, so a rerun writes the same bytes
+(``report.Outputs.savefig`` writes into a run's ``figures/``).
 
 Figures show inline: this module leaves the backend to matplotlib, so a Jupyter
 kernel uses its inline backend (JupyterLab shows the figure; papermill embeds it in
 the executed notebook as an image/png output) and a script or test without a display
 falls back to Agg by itself. ``savefig`` does not close the figure, so the inline
 backend displays it once at the end of the cell (a cell ends with
-``plots.savefig(fig, "name");`` -- the semicolon keeps the returned paths quiet).
+``out.savefig(fig, "name");`` -- the semicolon keeps the returned paths quiet).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from . import _io, paths
+from .. import _io
 
 PALETTE = "colorblind"
 _PNG_META = {"Software": None}
@@ -45,7 +46,7 @@ class SavedFigure(tuple):
     """The (png, pdf) paths of a saved figure.
 
     Its repr names the files, not where they are, so a notebook cell that ends with
-    ``plots.savefig(...)`` shows the same output on every machine and in staging.
+    ``out.savefig(...)`` shows the same output on every machine and in staging.
     """
 
     def __new__(cls, png: Path, pdf: Path):
@@ -55,15 +56,15 @@ class SavedFigure(tuple):
         return f"saved figures/{self[0].name} and figures/{self[1].name}"
 
 
-def savefig(fig, name: str, directory: Path | None = None, close: bool = False) -> SavedFigure:
-    """Write ``fig`` as PNG and PDF under ``figures/``; returns both paths.
+def savefig(fig, name: str, directory: Path, close: bool = False) -> SavedFigure:
+    """Write ``fig`` as PNG and PDF into ``directory`` (a run's ``figures/``); returns both paths.
 
     The figure stays open (so a notebook displays it) unless ``close=True``; the files
     do not depend on the backend that shows it: the face colour is fixed to white here
     because the inline backend may otherwise make the saved background transparent."""
     if not isinstance(name, str) or not name or "/" in name:
         raise ValueError(f"figure name must be a plain file stem like '01_accuracy_vs_k', got {name!r}")
-    out = Path(directory) if directory is not None else paths.figures_dir()
+    out = Path(directory)
     png, pdf = out / f"{name}.png", out / f"{name}.pdf"
     with _io.atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", metadata=_PNG_META, facecolor="white")

@@ -1,6 +1,6 @@
 """Committed notebooks in the exact form JupyterLab saves them, so opening one changes nothing.
 
-``python -m nnlens.nbfiles normalize [NOTEBOOK ...]`` (``make normalize``; no
+``python -m nnlens.workbook.nbfiles normalize [NOTEBOOK ...]`` (``make normalize``; no
 arguments: every ``notebooks/NN_*.ipynb``) rewrites each notebook with
 
 - the project's kernelspec (``nnlens``, "Python (nnlens)"), so any Jupyter front end
@@ -14,7 +14,7 @@ arguments: every ``notebooks/NN_*.ipynb``) rewrites each notebook with
 - cell ids and the JSON layout nbformat writes (1-space indent, sorted keys, a
   final newline), which is also JupyterLab's.
 
-``python -m nnlens.nbfiles check`` lists the notebooks that are not normalized (exit 1).
+``python -m nnlens.workbook.nbfiles check`` lists the notebooks that are not normalized (exit 1).
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import _io, paths
+from .. import _io
+from ..studies import profiles
 
 KERNELSPEC = {"display_name": "Python (nnlens)", "language": "python", "name": "nnlens"}
 
@@ -72,7 +73,7 @@ def normalized(text: str, info: dict | None = None) -> str:
 
 
 def committed() -> list[Path]:
-    return sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    return [profiles.notebook(s) for s in profiles.studies()]
 
 
 def normalize(notebooks: list[Path]) -> list[Path]:
@@ -89,7 +90,7 @@ def normalize(notebooks: list[Path]) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nnlens.nbfiles", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m nnlens.workbook.nbfiles", description=__doc__.split("\n\n")[0])
     ap.add_argument("cmd", choices=("normalize", "check"))
     ap.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/NN_*.ipynb")
     args = ap.parse_args(argv)

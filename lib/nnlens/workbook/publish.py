@@ -1,4 +1,4 @@
-"""Moving a study's staged reports into place, safely (used by ``nnlens.runner``).
+"""Moving a study's staged reports into place, safely (used by ``nnlens.workbook.runner``).
 
 - ``scrub(notebook)``: drop papermill's timestamps and durations so reruns give identical bytes.
 - ``publish(staging, final, study)``: every staged file into the reports folder, and the study's
@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import _io
+from .. import _io
 
 VOLATILE_KEYS = ("start_time", "end_time", "duration", "exception")
 

@@ -1,9 +1,9 @@
 """Run study notebooks headless with papermill, safely; ``make reproduce`` is ``reproduce`` here.
 
-``python -m nnlens.runner reproduce --profile default --study 02`` runs study 02
+``python -m nnlens.workbook.runner reproduce --profile default --study 02`` runs study 02
 (``--study 01,03`` a list; no ``--study``: all five; ``--threads 2`` the torch/BLAS
 threads; ``--force`` reruns up-to-date studies). ``make reproduce STUDY=02 THREADS=2``
-calls exactly this. ``python -m nnlens.runner run notebooks/01_pca_surrogates.ipynb``
+calls exactly this. ``python -m nnlens.workbook.runner run notebooks/01_pca_surrogates.ipynb``
 runs one notebook by path.
 
 Before anything runs (``reproduce``): the reports folder must take files (one
@@ -20,8 +20,8 @@ source edited during a run makes it stale).
 One study:
 
 1. The notebook runs with papermill (``-p profile ...``, ``--cwd notebooks``) into a
-   staging folder, in a kernel pinned to ``threads`` threads (``preflight.thread_env``);
-   ``NNLENS_REPORTS`` points figures, tables, claims and manifests there too. Staging
+   staging folder, in a kernel pinned to ``threads`` threads (``preflight.thread_env``); the
+   notebook's ``outputs`` parameter sends figures, tables, claims and manifests there too. Staging
    starts with a copy of the published ``bench/`` results, which notebooks only read.
 2. Success: volatile metadata (timestamps, durations) is scrubbed so a rerun is
    byte-identical, ``claims.md`` is rebuilt in staging from the published claims
@@ -36,7 +36,7 @@ One study:
 
 Wall and CPU seconds of every study go to ``timings.json`` in the reports folder,
 the only published file that changes from rerun to rerun; the end of ``reproduce``
-prints them with the total. ``python -m nnlens.runner index`` rebuilds
+prints them with the total. ``python -m nnlens.workbook.runner index`` rebuilds
 ``claims.md`` and the report index ``README.md``.
 """
 from __future__ import annotations
@@ -48,11 +48,15 @@ import os
 import resource
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from . import _io, paths, preflight, profiles
+from .. import _io, paths
+from ..report import ledger
+from ..studies import profiles
+from . import preflight
 from .publish import publish, scrub, stderr_to
 
 TIMINGS = "timings.json"
@@ -81,8 +85,8 @@ def final_reports_dir(profile: str) -> Path:
 
 
 def study_notebooks() -> dict[str, Path]:
-    """{"01": notebooks/01_pca_surrogates.ipynb, ...}."""
-    return {p.name[:2]: p for p in sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
+    """{"01": notebooks/01_pca_surrogates.ipynb, ...}: every study package's notebook (``profiles.studies``)."""
+    return {s: profiles.notebook(s) for s in profiles.studies()}
 
 
 def select(studies) -> list[str]:
@@ -105,16 +109,43 @@ def _cpu_children() -> float:
 def _execute(nb: Path, out_nb: Path, staging: Path, profile: str, kernel: str, threads: int, log: Path) -> None:
     import papermill as pm
 
-    # papermill's -p profile is the one that counts here, so NNLENS_PROFILE is unset; the kernel imports
-    # the library this runner runs from (a relative PYTHONPATH would not survive its cwd, notebooks/)
+    # the parameters (profile, outputs = the staging folder) are the ones that count here, so the variables
+    # that stand in for them under nbval are unset; the kernel imports the library this runner runs from
+    # (a relative PYTHONPATH would not survive its cwd, notebooks/)
     pythonpath = os.pathsep.join([str(paths.ROOT / "lib")] + [
         str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    with _environ(NNLENS_REPORTS=str(staging), NNLENS_PROGRESS="0", NNLENS_PROFILE=None, PYTHONPATH=pythonpath,
+    with _environ(NNLENS_REPORTS=None, NNLENS_PROGRESS="0", NNLENS_PROFILE=None, PYTHONPATH=pythonpath,
                   **preflight.thread_env(threads)), stderr_to(log) as terminal:
         # progress: one bar over the notebook's cells on the terminal (none when it is not a terminal)
         bar = {"file": terminal, "desc": f"  {nb.stem}", "leave": False} if terminal.isatty() else False
-        pm.execute_notebook(str(nb), str(out_nb), parameters={"profile": profile}, kernel_name=kernel,
+        pm.execute_notebook(str(nb), str(out_nb), parameters={"profile": profile, "outputs": str(staging)}, kernel_name=kernel,
                             cwd=str(paths.NOTEBOOKS), progress_bar=bar, log_output=False)
+
+
+def ensure_bench(study: str, profile: str, final: Path, threads: int) -> None:
+    """Run the study's benchmark first when its table is missing or stale (study 05 reads ``bench/ntk.csv``).
+
+    A study package that reads a benchmark names it (``BENCHMARK = "ntk"``: ``benchmarks/ntk.py``) and
+    says whether a table fits its config (``bench_ready(cfg, profile, bench_dir)``). The table is stale
+    when it does not fit, or is older than the benchmark script or the NTK engine it times. The
+    benchmark runs in its own process with ``threads`` threads and writes ``bench/`` atomically."""
+    pkg = profiles.package(study)
+    name = getattr(pkg, "BENCHMARK", None)
+    if not name:
+        return
+    script, table = paths.BENCHMARKS / f"{name}.py", final / "bench" / f"{name}.csv"
+    sources = [script, *(paths.ROOT / "lib" / "nnlens" / "ntk").glob("*.py")]
+    fresh = table.exists() and table.stat().st_mtime >= max(f.stat().st_mtime for f in sources if f.exists())
+    if fresh and pkg.bench_ready(profiles.load(study, profile), profile, table.parent):
+        return
+    print(f"[{study}] {paths.show(table)} is missing or stale: running benchmarks/{name}.py --profile {profile} "
+          f"first (`make bench` does this ahead of time)", flush=True)
+    env = {**os.environ, **preflight.thread_env(threads), "PYTHONPATH": str(paths.ROOT / "lib")}
+    r = subprocess.run([sys.executable, str(script), "--profile", profile, "--out", str(table.parent)],
+                       env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"error: benchmarks/{name}.py --profile {profile} failed (exit {r.returncode}):\n"
+                         f"{r.stderr.strip()[-2000:]}\n  the reports in {paths.show(final)}/ are unchanged")
 
 
 def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
@@ -133,6 +164,7 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
     shutil.rmtree(staging, ignore_errors=True)
     out_nb = staging / "notebooks" / nb.name
     log = staging.parent / f"{nb.stem}.kernel.log"   # outside staging: never published
+    ensure_bench(nb.stem[:2], profile, final, threads)
     print(f"[{nb.stem}] running at profile {profile} with {threads} threads ...", flush=True)
     start, t0, c0 = time.time(), time.perf_counter(), _cpu_children()
     try:
@@ -161,9 +193,7 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
                 f"the partly executed notebook is {paths.show(kept)}"
             ) from None
         scrub(out_nb)
-        from . import reports
-
-        _io.write_text(staging / "claims.md", reports.claims_md_text(final / "claims", staging / "claims"))
+        _io.write_text(staging / "claims.md", ledger.claims_md_text(final / "claims", staging / "claims"))
         try:
             publish(staging, final, study=nb.stem[:2])
         except OSError as e:
@@ -306,11 +336,8 @@ def reproduce(profile: str = "default", studies=None, kernel: str = "nnlens",
 
 def index(profile: str = "default") -> Path:
     """Rebuild ``claims.md`` and ``README.md`` (the index of figures, tables and notebooks)."""
-    from . import reports
-
     final = final_reports_dir(profile)
-    with _environ(NNLENS_REPORTS=str(final)):
-        reports.build_claims_md()
+    _io.write_text(final / "claims.md", ledger.claims_md_text(final / "claims"))
     lines = [f"# Reports ({profile} profile)", "",
              "Regenerated by `make reproduce`; see [claims.md](claims.md) for every paper claim and its verdict.", ""]
     for nbp in sorted((final / "notebooks").glob("*.ipynb")):
@@ -335,7 +362,7 @@ def _threads(text: str) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nnlens.runner", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m nnlens.workbook.runner", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run one notebook into the reports")
     r.add_argument("notebook")
@@ -349,6 +376,10 @@ def main(argv=None) -> int:
                        help=f"torch/BLAS threads of the kernel (default {preflight.DEFAULT_THREADS})")
     i = sub.add_parser("index", help="rebuild claims.md and the reports index")
     i.add_argument("--profile", default="default")
+    b = sub.add_parser("bench", help="run the benchmarks the studies read, when missing or stale")
+    b.add_argument("--profile", default="default")
+    b.add_argument("--reports", default="", help="reports root whose bench/ to fill (default: the published one)")
+    b.add_argument("--threads", type=_threads, default=preflight.DEFAULT_THREADS)
     args = ap.parse_args(argv)
     try:
         profiles.validate_profile(args.profile)
@@ -369,6 +400,15 @@ def main(argv=None) -> int:
             return 0
         if args.cmd == "reproduce":
             return reproduce(args.profile, args.study, args.kernel, args.threads, args.force)
+        if args.cmd == "bench":
+            root = Path(args.reports) if args.reports else final_reports_dir(args.profile)
+            try:
+                for s in profiles.studies():
+                    ensure_bench(s, args.profile, root, args.threads)
+            except SystemExit as e:
+                print(e, file=sys.stderr)
+                return 1
+            return 0
         index(args.profile)
         return 0
     except KeyboardInterrupt as e:

@@ -1,6 +1,6 @@
 """The report site: executed notebooks and the claims ledger as static HTML.
 
-``python -m nnlens.site`` (``make site``) reads the published reports
+``python -m nnlens.workbook.site`` (``make site``) reads the published reports
 (``reports/notebooks/*.ipynb`` executed by the runner, ``reports/claims/*.csv``,
 ``reports/figures/*.png``) and writes ``reports/site/``:
 
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import _io, paths, reports
+from .. import _io, paths
+from ..report.ledger import load_claims
 
 # The figure shown for each study on the front page: the one that answers the study's
 # question at a glance. A study missing here (or whose figure is missing) shows its
@@ -116,7 +117,7 @@ def build(reports_root: Path | None = None, out: Path | None = None) -> Path:
     notebooks = sorted((root / "notebooks").glob("*.ipynb"))
     if not notebooks:
         raise SystemExit(f"error: no executed notebooks in {root / 'notebooks'}; run `make reproduce` first")
-    claims = reports.load_claims(root / "claims")
+    claims = load_claims(root / "claims")
     figures = root / "figures"
 
     sections, summary = [], []
@@ -166,7 +167,7 @@ def build(reports_root: Path | None = None, out: Path | None = None) -> Path:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nnlens.site", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m nnlens.workbook.site", description=__doc__.split("\n\n")[0])
     ap.add_argument("--reports", type=Path, default=None, help="the reports folder to render (default: reports/)")
     ap.add_argument("--out", type=Path, default=None, help="where the site goes (default: <reports>/site)")
     args = ap.parse_args(argv)

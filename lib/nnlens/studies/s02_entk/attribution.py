@@ -15,14 +15,8 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .. import attribution, data, datamodels, models, paths, surrogates, sweeps, train, utils
-
-
-def _core():
-    """``s02_entk`` (settings, kGLM recipes, thresholds), imported on use: it re-exports this module's
-    drivers, so a top-level import would be circular when a sweep worker imports this module first."""
-    from . import s02_entk
-    return s02_entk
+from ... import attribution, data, datamodels, models, paths, surrogates, sweeps, train, utils
+from . import runs as core
 
 
 # ------------------------------------------------------------------ poisoning
@@ -56,9 +50,9 @@ def poisoning_study(spec: dict, ds, tcfg, *, fraction: float, target: int, trigg
                                      kinds=kinds, test_labels=pred_att)
     is_poison = np.zeros(len(pds.y_train), bool)
     is_poison[idx] = True
-    kglms = _core().fit_surrogates(suite, pds.y_train, recipes, seed=seed, Cs=Cs, folds=folds, chosen=chosen)
+    kglms = core.fit_surrogates(suite, pds.y_train, recipes, seed=seed, Cs=Cs, folds=folds, chosen=chosen)
     for (name, r), kg in kglms.items():
-        scores = attribution.contributions(_core()._recipe_kernels(name, *suite[name], r)[1], kg.W, pred_att.numpy())
+        scores = attribution.contributions(core._recipe_kernels(name, *suite[name], r)[1], kg.W, pred_att.numpy())
         m = {"auc": attribution.detection_auc(scores, is_poison),
              "precision_at_k": attribution.precision_at_k(scores, is_poison, topk)}   # (n_scored,) each
         out["per_image"][(name, r)] = m
@@ -76,7 +70,7 @@ def poisoning_runs(cfg, s) -> dict:
     """
     kmax = max(cfg.proj_dims)
     chosen: dict = {}          # C per kernel, cross-validated on the first poisoning seed, reused for the others
-    runs = [poisoning_study(s.spec, s.ds, _core().train_config(cfg, seed), fraction=cfg.poison_fraction,
+    runs = [poisoning_study(s.spec, s.ds, core.train_config(cfg, seed), fraction=cfg.poison_fraction,
                             target=cfg.target_class, trigger_size=cfg.trigger_size, n_attack=cfg.n_attack,
                             topk=cfg.topk, proj_dim=kmax, recipes=cfg.poison_recipes, seed=seed, Cs=cfg.kglm_cs,
                             folds=cfg.cv_folds, chosen=chosen)
@@ -147,7 +141,7 @@ def lds_runs(cfg, s, main_runs: dict) -> dict:
     Retrains ``cfg.lds_subsets`` networks on seeded random halves of the training set
     (``sweeps.run``, ``cfg.lds_jobs`` processes, finished jobs kept in the cache), and scores
     each method's attributions for the test points' true-class margins:
-    - every kernel of ``s02_entk.LDS_KERNELS``: the cross-validated kGLM's margin contributions
+    - every kernel of ``runs.LDS_KERNELS``: the cross-validated kGLM's margin contributions
       (``attribution.margin_contributions``), averaged over the networks of ``cfg.seeds``;
     - TRAK on the same networks as its ensemble (``datamodels.trak_scores``, K = ``cfg.trak_proj_dim``).
     Returns {"per_point": {method: (N_test,) Spearman}, "table": LDS with CI per method,
@@ -164,7 +158,7 @@ def lds_runs(cfg, s, main_runs: dict) -> dict:
     masks = datamodels.subset_masks(len(ds.y_train), cfg.lds_subsets, cfg.lds_seed, cfg.lds_fraction)
     y = ds.y_test.numpy()
     scores = {}
-    for k in _core().LDS_KERNELS:
+    for k in core.LDS_KERNELS:
         name = f"{k}@{kmax}" if k.startswith("proj_") else k
         per_seed = []
         for r in main_runs.values():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .s02_entk import CI_LEVEL, JUDGED_RECIPES, label
+from .runs import CI_LEVEL, JUDGED_RECIPES, label
 
 def plot_tau_tad(faith: pd.DataFrame, recipes=JUDGED_RECIPES):
     """True-class τ per kernel and setting for each recipe, and TAD (bars: mean; whiskers: std over seeds)."""

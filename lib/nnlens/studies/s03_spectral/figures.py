@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .. import spectra
+from ... import spectra
 
 NAMES = {"gd_small": "GD small", "sgd_small": "SGD small", "gd_large": "GD 1.5x edge (catapult)",
          "one_step": "one large step (spike)", "adam": "Adam", "gd_small_matched": "GD small, on to the others' loss"}

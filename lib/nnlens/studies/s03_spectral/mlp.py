@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .. import data as data_mod, models, ntk, spectra, train, utils
-from . import s03_runs as R
+from ... import data as data_mod, models, ntk, spectra, train, utils
+from . import twolayer as R
 
 MLP_ADAM_LR = 1e-3          # PyTorch's default (this comparison is reported, not tested)
 # GD small takes one step an epoch and ends far above the other regimes' training loss; the

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .. import data as data_mod, models, spectra, train, utils
+from ... import data as data_mod, models, spectra, train, utils
 
 EDGE_MARGIN = 0.05      # an outlier lies above (1 + 5%) x the bulk edge: the top eigenvalue of a Gaussian
                         # W fluctuates by O(d^-2/3) ~ 2% of the edge at d = 400 (Tracy-Widom scale)
@@ -208,7 +208,7 @@ def refit_error(W, tdata: dict, activation: str, split: str = "test") -> float:
     """
     from sklearn.linear_model import RidgeCV
 
-    act = spectra.ACTIVATIONS[activation][0]
+    act = models.ACTIVATIONS[activation][0]
     W = torch.as_tensor(W, dtype=torch.float64)
 
     def feats(x):

@@ -12,7 +12,7 @@ import matplotlib.ticker
 import pandas as pd
 import seaborn as sns
 
-from .s04_anova import ARM_LABELS, ARMS, RESPONSE
+from .runs import ARM_LABELS, ARMS, RESPONSE
 
 
 def _arm_axes(n_rows=1, **kw):

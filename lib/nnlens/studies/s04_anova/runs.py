@@ -1,10 +1,10 @@
-"""Study 04: optimizer variance by ANOVA (arXiv 2307.11684).
+"""Study 04's drivers: optimizer variance by ANOVA (arXiv 2307.11684).
 
 "Minibatching offers improved generalization performance for second order
 optimizers": the same model trained many times, peak test accuracy as the
 response of a two-factor ANOVA with interaction (optimizer x batch size).
 
-Design (``profiles.Study04``). One budget, ``epochs``, in two arms:
+Design (``config.Study04``). One budget, ``epochs``, in two arms:
 
 - ``steps`` (primary): every batch size gets the same number of updates, the
   updates ``epochs`` epochs give the smallest batch (3 x 64 = 192 at default), and
@@ -31,7 +31,6 @@ cluster; finished jobs resume from a store keyed by this module's job function).
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import time
@@ -41,13 +40,11 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from .. import paths, profiles, reports, stats, sweeps
+from ... import paths, stats, sweeps, utils
+from .config import Study04
 
-# Thresholds, fixed before any run.
 ALPHA = 0.05                 # significance level of every test (the paper's)
 FULL_BATCH_MAJORITY = 0.5    # 04.2 "largely the worst": full batch worst for more than half of the optimizers
-MIN_LOWER_PAIRS = 1          # 04.3 "at specific batch sizes": at least one significantly lower pair, and more
-                             # lower than higher ones (a one-sided count passes on noise in either direction)
 N_BOOT = 1000                # bootstrap resamples of the seeds behind 04.2's support
 TUNE_SEED0 = 1000            # tuning seeds are 1000, 1001, ...: disjoint from the grid's 0..seeds-1, so no
                              # response is measured on a run that chose its own learning rate
@@ -68,7 +65,7 @@ def splits(dataset: str, n_train: int, n_val: int, n_test: int):
     """
     from sklearn.model_selection import train_test_split
 
-    from .. import data
+    from ... import data
 
     ds = data.load(dataset, n_train, n_test, seed=0)     # one fixed split: seeds vary init and batch order only
     y = ds.y_train.numpy()
@@ -91,7 +88,7 @@ def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str
     its last point. Also: total ``updates``, ``finite`` final training loss, effective
     ``batch``, the wall ``seconds`` of training and its ``cpu_seconds`` (the cost of the job).
     """
-    from .. import models, train
+    from ... import models, train
 
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
@@ -122,13 +119,13 @@ def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str
 
 # --------------------------------------------------------------------------- design
 def _check(cfg) -> None:
-    if not isinstance(cfg, profiles.Study04):
-        raise TypeError(f"cfg must be profiles.Study04 (profiles.load('04', profile)), got {type(cfg).__name__}")
+    if not isinstance(cfg, Study04):
+        raise TypeError(f"cfg must be a Study04 (studies.profiles.load('04', profile)), got {type(cfg).__name__}")
 
 
 def orders(cfg) -> tuple[list[str], list[str]]:
     """(first-order, second-order) optimizers of ``cfg.optimizers``, by ``train.OPTIMIZERS``."""
-    from .. import train
+    from ... import train
 
     _check(cfg)
     return ([o for o in cfg.optimizers if train.OPTIMIZERS[o].order == 1],
@@ -143,7 +140,7 @@ def budgets(cfg) -> pd.DataFrame:
     updates (exactly when the batch sizes divide n, as at default). ``epochs``: ``epochs``
     epochs and a reading after each.
     """
-    from .. import train
+    from ... import train
 
     _check(cfg)
     n = len(splits(cfg.dataset, cfg.n_train, cfg.n_val, cfg.n_test)[0].x_train)
@@ -167,19 +164,6 @@ def job_params(cfg, budget, optimizer: str, lr: float, seed: int, split: str) ->
                 seed=int(seed), schedule=cfg.schedule)
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """torch on one thread in this process for the block (then restored)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _run(cfg, jobs: list[dict], store, address: str) -> pd.DataFrame:
     """Run the distinct jobs once (both arms share the smallest batch's) and return one row per job.
 
@@ -188,7 +172,7 @@ def _run(cfg, jobs: list[dict], store, address: str) -> pd.DataFrame:
     spins (15x the CPU per training measured on 2 busy cores), so in-process runs get one too.
     """
     unique = list({sweeps.job_key(train_job, j): j for j in jobs}.values())
-    with _one_thread():
+    with utils.one_thread():
         df = sweeps.run(train_job, unique, store=store, address=address, n_jobs=cfg.n_jobs, threads=1)
     by_key = {sweeps.job_key(train_job, j): r for j, r in zip(unique, df.to_dict("records"))}
     return pd.DataFrame([by_key[sweeps.job_key(train_job, j)] for j in jobs])
@@ -346,7 +330,7 @@ def analyze(df: pd.DataFrame, cfg) -> dict:
 
 
 def tables(results: dict) -> dict[str, pd.DataFrame]:
-    """``analyze``'s tables with both arms stacked (an ``arm`` column first), ready for ``reports.save_table``."""
+    """``analyze``'s tables with both arms stacked (an ``arm`` column first), ready for ``Outputs.save_table``."""
     def stack(f):
         return pd.concat([f(arm, r).assign(arm=arm) for arm, r in results.items()], ignore_index=True).pipe(
             lambda t: t[["arm", *[c for c in t.columns if c != "arm"]]])
@@ -367,44 +351,3 @@ def tables(results: dict) -> dict[str, pd.DataFrame]:
     }
 
 
-# --------------------------------------------------------------------------- claims
-def _pairs(rows) -> str:
-    return ", ".join(f"{r.second} vs {r.first} @{r.batch} (x{r.ratio:.2g})" for r in rows.itertuples()) or "none"
-
-
-def _arm_claims(r: dict, arm: str, ids: tuple[str, str, str]) -> list[reports.Row]:
-    tag = "" if arm == "steps" else f" [{ARM_LABELS[arm]}]"
-    classical, hc3, art = r["anova"], r["anova_hc3"], r["art"]
-    term = "C(batch)"
-    p_hc3 = float(hc3.loc[term, "PR(>F)"])
-    worst, full = r["worst"], r["full_batch"]
-    n_full = int((worst["worst_batch"] == full).sum())
-    at_full = ", ".join(worst.loc[worst["worst_batch"] == full, "optimizer"]) or "none"
-    vr = r["variance_ratios"]
-    low, high = vr[vr["lower"]], vr[vr["higher"]]
-    return [
-        reports.Row(ids[0], "Batch size has a significant effect on peak accuracy" + tag,
-                    f"HC3 F = {hc3.loc[term, 'F']:.1f}, p = {p_hc3:.2e}; classical p = "
-                    f"{classical.loc[term, 'PR(>F)']:.2e}; aligned-rank p = {art.loc[term, 'PR(>F)']:.2e}; "
-                    f"partial eta^2 = {classical.loc[term, 'partial_eta_sq']:.3f}",
-                    f"HC3 (heteroscedasticity-robust) Type II p < ALPHA = {ALPHA}", p_hc3 < ALPHA),
-        reports.Row(ids[1], "Full batch is largely the worst (lowest mean peak accuracy per optimizer)" + tag,
-                    f"{n_full} of {len(worst)} optimizers worst at full batch ({full}): {at_full}; "
-                    f"bootstrap share of resamples with a majority: {r['p_majority']:.2f}",
-                    f"more than FULL_BATCH_MAJORITY = {FULL_BATCH_MAJORITY} of the optimizers",
-                    n_full > FULL_BATCH_MAJORITY * len(worst)),
-        reports.Row(ids[2], "Second-order optimizers have significantly lower variance at specific batch sizes" + tag,
-                    f"of {len(vr)} (second, first)-order pairs x batch sizes: {len(low)} significantly lower "
-                    f"({_pairs(low)}), {len(high)} significantly higher ({_pairs(high)}); min Holm p = "
-                    f"{vr['p_holm'].min():.2g}",
-                    f"lower >= MIN_LOWER_PAIRS = {MIN_LOWER_PAIRS} and lower > higher (Brown-Forsythe, Holm p < "
-                    f"{ALPHA})", len(low) >= MIN_LOWER_PAIRS and len(low) > len(high)),
-    ]
-
-
-def claims(results: dict, cfg) -> list[reports.Row]:
-    """The paper's three claims in the primary (step-matched) arm, 04.1-04.3, and again in the
-    fixed-epoch arm, 04.4-04.6, from ``analyze``'s results."""
-    _check(cfg)
-    return (_arm_claims(results["steps"], "steps", ("04.1", "04.2", "04.3"))
-            + _arm_claims(results["epochs"], "epochs", ("04.4", "04.5", "04.6")))

@@ -1,0 +1,21 @@
+"""Study 01: PCA surrogates and neural collapse (arXiv 2309.15328); notebook ``01_pca_surrogates``.
+
+| module     | holds                                                                     |
+|------------|---------------------------------------------------------------------------|
+| ``config`` | ``Study01`` (the default profile) and ``PROFILES`` (smoke, paper)          |
+| ``runs``   | drivers: data, training, layer-wise PCA probes, collapse, onsets, v*       |
+| ``claims`` | the thresholds and ``claims(results, cfg)``                                |
+| ``figures``| ``plot_*`` functions returning figures                                     |
+
+The notebook imports this package as ``study`` and calls the names below.
+"""
+from .claims import V_STAR_MAX, claims
+from .config import PROFILES, Study01
+from .figures import (plot_accuracy_vs_k, plot_accuracy_vs_variance, plot_collapse, plot_scree, plot_training,
+                      plot_vstar)
+from .runs import (NEAR_NETWORK, determine_gaps, layer_features, load_data, onsets, probe_layer, run, run_seed,
+                   summary, top_k, train_config, train_network, vstar)
+
+__all__ = ["NEAR_NETWORK", "V_STAR_MAX", "PROFILES", "Study01", "claims", "determine_gaps", "layer_features", "load_data", "onsets",
+           "plot_accuracy_vs_k", "plot_accuracy_vs_variance", "plot_collapse", "plot_scree", "plot_training",
+           "plot_vstar", "probe_layer", "run", "run_seed", "summary", "top_k", "train_config", "train_network", "vstar"]

@@ -1,0 +1,55 @@
+"""Study 04's settings: optimizer variance by ANOVA (arXiv 2307.11684).
+
+``Study04`` holds the default profile (every field documented where it is declared);
+``PROFILES`` the smoke and paper profiles as overrides of it. ``studies.profiles.load("04", name)``
+checks and applies them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Study04:
+    """Optimizer variance by ANOVA (arXiv 2307.11684).
+
+    Two arms share one budget, ``epochs``. Primary, step-matched: every batch size gets the
+    number of updates that ``epochs`` epochs give the smallest batch. Second, fixed-epoch:
+    every batch size trains ``epochs`` epochs (full batch then gets the fewest updates).
+    Learning rates are tuned per (arm, optimizer, batch size) on a validation split.
+    """
+
+    dataset: str = "digits"           # "digits" (8x8, 1347 train / 450 test) or "cifar10"
+    n_train: int = 0                  # training images before the validation split (0 = all)
+    n_val: int = 323                  # validation images carved (stratified, fixed) out of them for lr tuning;
+                                      # the rest train every model: 1347 - 323 = 1024 = 2^10 at default
+    n_test: int = 0                   # test images (0 = all); the response is peak test accuracy
+    model: str = "mlp"                # "mlp" or "resnet18"
+    width: int = 64                   # MLP hidden width / ResNet-18 base width
+    depth: int = 1                    # MLP hidden layers (ignored by resnet18)
+    optimizers: tuple = ("sgdm", "adam", "lbfgs", "adahessian", "sophiah")
+    batch_sizes: tuple = (16, 64, 256, 0)   # n/64, n/16, n/4 and full batch (0): a x4 log grid of whole batches
+    seeds: int = 10                   # seeds per cell: each sets the init and the batch order
+    epochs: int = 3                   # the budget: 3 epochs at batch 16 = 192 updates for every batch size
+                                      # (step-matched arm); 3 epochs for every batch size (fixed-epoch arm)
+    schedule: str = "constant"        # learning-rate schedule of train.fit
+    lr_grid: tuple = (("sgdm", (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)),
+                      ("adam", (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)),
+                      ("lbfgs", (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)),
+                      ("adahessian", (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)),
+                      ("sophiah", (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)))
+                                      # per optimizer, a log ladder of learning rates: the search of every cell
+                                      # starts at its middle three and walks outwards while the best is at an edge
+    tune_seeds: int = 2               # seeds per lr candidate (disjoint from the grid's seeds)
+    n_jobs: int = 2                   # local worker processes (1 torch thread each)
+
+
+PROFILES: dict[str, dict] = {
+    "smoke": dict(n_train=300, n_val=44, n_test=200, width=32, optimizers=("sgdm", "adam", "lbfgs", "adahessian"),
+                  batch_sizes=(64, 0), seeds=3, epochs=2, tune_seeds=2, n_jobs=1,  # in-process: no worker start-up
+                  lr_grid=(("sgdm", (0.03, 0.1, 0.3)), ("adam", (0.003, 0.01)), ("lbfgs", (1.0,)),
+                           ("adahessian", (0.1, 0.3)))),
+    "default": {},
+    "paper": dict(dataset="cifar10", model="resnet18", width=64, n_train=10000, n_val=1808,
+                  batch_sizes=(32, 128, 512, 2048, 0), epochs=5, n_jobs=1),
+}
