@@ -12,10 +12,10 @@ Above the science core, below the studies: a study's notebook makes one ``Output
 | ``provenance``  | the run manifest: config, versions, commit, machine, torch, data hashes  |
 """
 from .figures import savefig, use_style
-from .ledger import Ledger, Row, build_claims_md, claims_md_text, load_claims
+from .ledger import KINDS, VERDICTS, Ledger, Row, Threshold, build_claims_md, claims_md_text, counts, load_claims
 from .outputs import Outputs
 from .provenance import write_manifest
 from .tables import save_table, to_markdown
 
-__all__ = ["Ledger", "Outputs", "Row", "build_claims_md", "claims_md_text", "load_claims", "savefig",
+__all__ = ["KINDS", "VERDICTS", "Ledger", "Outputs", "Row", "Threshold", "counts", "build_claims_md", "claims_md_text", "load_claims", "savefig",
            "save_table", "to_markdown", "use_style", "write_manifest"]
