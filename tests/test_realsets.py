@@ -62,13 +62,13 @@ def test_paper_sizes_are_the_default():
 
 
 def test_clutter_is_deterministic_sized_and_from_disjoint_splits(raw):
-    a = realsets.clutter_mnist(50, 20, seed=3, size=40, n_dist=3, root=raw)
-    b = data.load("clutter_mnist", 50, 20, seed=3)                             # the defaults: 60x60
-    assert a.x_train.shape == (50, 1, 40, 40) and a.x_test.shape == (20, 1, 40, 40)
-    assert b.x_train.shape == (50, 1, 60, 60) and b.meta["n_dist"] == realsets.CLUTTER_DIST
-    again = realsets.clutter_mnist(50, 20, seed=3, size=40, n_dist=3, root=raw)
+    a = realsets.clutter_mnist(50, 20, seed=3, size=60, n_dist=3, root=raw)
+    b = data.load("clutter_mnist", 50, 20, seed=3)                             # the defaults: 40x40, 4 distractors
+    assert a.x_train.shape == (50, 1, 60, 60) and a.x_test.shape == (20, 1, 60, 60)
+    assert b.x_train.shape == (50, 1, 40, 40) and b.meta["n_dist"] == realsets.CLUTTER_DIST == 4
+    again = realsets.clutter_mnist(50, 20, seed=3, size=60, n_dist=3, root=raw)
     assert torch.equal(a.x_train, again.x_train) and torch.equal(a.y_test, again.y_test)
-    assert not torch.equal(a.x_train, realsets.clutter_mnist(50, 20, seed=4, size=40, n_dist=3, root=raw).x_train)
+    assert not torch.equal(a.x_train, realsets.clutter_mnist(50, 20, seed=4, size=60, n_dist=3, root=raw).x_train)
     assert np.bincount(a.y_train.numpy(), minlength=10).tolist() == [5] * 10
     assert abs(float(a.x_train.mean())) < 1e-5
 
