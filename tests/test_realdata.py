@@ -8,6 +8,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import tarfile
@@ -285,9 +286,15 @@ def test_parsed_arrays_are_cached_by_checksum(tmp_path, monkeypatch):
     assert np.array_equal(a["y_test"], arrays[FILES[3]])
     assert len(list((tmp_path / "cache" / "data").glob("mnist-*.npz"))) == 1
     realdata._arrays.cache_clear()
+    parse = realdata.parse_idx
     monkeypatch.setattr(realdata, "parse_idx", lambda raw: pytest.fail("parsed again instead of read from the cache"))
     b = realdata.arrays("mnist", tmp_path / "raw")
     assert all(np.array_equal(a[k], b[k]) for k in a)
+    monkeypatch.setattr(realdata, "parse_idx", parse)         # the files are replaced (a new fetch): a new key
+    (folder / FILES[0]).write_bytes(files[FILES[0]])
+    os.utime(folder / FILES[0], ns=(1, 1))
+    realdata.arrays("mnist", tmp_path / "raw")
+    assert len(list((tmp_path / "cache" / "data").glob("mnist-*.npz"))) == 1  # the old arrays are removed
 
 
 def test_cli_fetches_with_a_line_per_file(tmp_path, monkeypatch, capsys):

@@ -351,6 +351,9 @@ def _arrays(name: str, stamp: tuple) -> dict[str, np.ndarray]:
         out = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
         with _io.atomic_path(cached) as tmp, open(tmp, "wb") as f:
             np.savez(f, **out)
+        for old in cached.parent.glob(f"{name}-*.npz"):         # arrays of files since replaced
+            if old != cached:
+                old.unlink(missing_ok=True)
     for a in out.values():
         a.setflags(write=False)
     return out
