@@ -182,6 +182,24 @@ def test_fashion_mnist_from_a_deb(tmp_path, monkeypatch):
     _torchvision_reads("FashionMNIST", root, arrays)
 
 
+def test_a_deb_python_cannot_read_is_unpacked_by_dpkg_deb(tmp_path, monkeypatch):
+    files = idx_files(tiny_arrays(seed=8, n_train=4, n_test=2))
+    use_md5s(monkeypatch, "fashion_mnist", files)
+    deb = tmp_path / "z.deb"                                    # a data.tar.zst: not readable by tarfile
+    deb.write_bytes(b"!<arch>\n" + f"{'data.tar.zst':<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{4:<10}`\n".encode() + b"junk")
+
+    def unpack(cwd):                                            # what `dpkg-deb -x z.deb x` leaves behind
+        (cwd / "x" / realdata.DEB_DIR).mkdir(parents=True)
+        for f, b in files.items():
+            (cwd / "x" / realdata.DEB_DIR / (f + ".gz")).write_bytes(gzip.compress(b))
+
+    fake = FakeCommands(**{"apt-get": lambda cwd: shutil.copy(deb, cwd), "dpkg-deb": unpack})
+    monkeypatch.setattr(realdata, "_run", fake)
+    realdata.fetch("fashion_mnist", tmp_path / "raw", log=lambda m: None)
+    assert fake.calls == ["apt-get", "dpkg-deb"]
+    assert (tmp_path / "raw" / "FashionMNIST" / "raw" / FILES[1]).read_bytes() == files[FILES[1]]
+
+
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb to build a real .deb")
 def test_a_deb_built_by_dpkg_deb_reads_too(tmp_path):
     files = idx_files(tiny_arrays(seed=2, n_train=3, n_test=2))

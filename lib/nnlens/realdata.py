@@ -200,7 +200,14 @@ def _from_deb(tmp: Path, log: Log) -> dict[str, bytes] | str:
         return why
     deb = _only(tmp, "*.deb")
     log(f"  {deb.name}: {deb.stat().st_size / 1e6:.1f} MB")
-    files = deb_files(deb.read_bytes(), DEB_DIR)
+    try:
+        files = deb_files(deb.read_bytes(), DEB_DIR)
+    except (tarfile.TarError, ValueError) as e:                  # e.g. a zstd data.tar: let dpkg-deb unpack it
+        log(f"  reading the .deb here failed ({e}); unpacking it with dpkg-deb -x")
+        why = _run(["dpkg-deb", "-x", str(deb), str(tmp / "x")], tmp)
+        if why:
+            return why
+        files = {p.name: p.read_bytes() for p in (tmp / "x" / DEB_DIR).glob("*.gz")}
     return {f: gzip.decompress(files[f + ".gz"]) for f in FILES if f + ".gz" in files}
 
 

@@ -13,9 +13,10 @@
   does not change the data (the paper varies only the network's seed over one fixed subset).
 - ``clutter_mnist``: cluttered translated MNIST (Mnih, Heess, Graves & Kavukcuoglu 2014, "Recurrent
   models of visual attention", arXiv:1406.6247; construction of github google-deepmind/mnist-cluttered):
-  on a ``size`` x ``size`` black canvas (40 by default; the paper's 60 with ``size=60``), ``n_dist`` distractors (``dist_w`` x ``dist_w`` crops at random
-  positions of random other digits of the same split) are added at random positions, then the 28x28
-  digit at a uniformly random position, intensities clipped to [0, 1]; then standardized. Training
+  on a ``size`` x ``size`` black canvas (40 by default; the paper's 60 with ``size=60``), ``n_dist``
+  distractors (``dist_w`` x ``dist_w`` crops at random positions of random other digits of the same
+  split) are added at random positions, then the 28x28 digit at a uniformly random position,
+  intensities clipped to [0, 1]; then standardized. Training
   canvases use training digits and test canvases test digits; everything is drawn from ``seed``.
 """
 from __future__ import annotations
