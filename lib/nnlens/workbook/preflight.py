@@ -3,7 +3,11 @@
 - ``missing_data(study, profile)``: the datasets a study's profile names (its ``dataset``,
   ``binary_dataset`` and ``mlp_dataset`` fields) that are not on disk, one sentence each.
   Which files a dataset reads is ``data.files``; ``cifar10`` must be in
-  ``data/raw/cifar-10-batches-py`` (or its archive in ``data/raw``; ``nnlens.data.cifar10``).
+  ``data/raw/cifar-10-batches-py`` (or its archive in ``data/raw``; ``nnlens.data.cifar10``);
+  ``mnist``, ``fashion_mnist`` and the sets built from them (``nnlens.realdata.BASE``) need the
+  four IDX files of their set in ``data/raw/{MNIST,FashionMNIST}/raw`` (one message names them).
+- ``fetch_data(study, profile)``: fetch and verify the registry data sets a study's profile needs
+  (``nnlens.realdata.fetch``), before ``missing_data`` checks; returns one sentence per failure.
 - ``check_writable(folder)``: a file can be created, written and renamed there, and there
   is room; otherwise one sentence saying why (before anything runs).
 - ``thread_env(n)``: the environment that pins torch/BLAS/OpenMP to ``n`` threads in a
@@ -17,7 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .. import data, paths
+from .. import data, paths, realdata
 from ..report import provenance
 from ..studies import profiles
 
@@ -33,13 +37,30 @@ def missing_data(study: str, profile: str) -> list[str]:
     for name in dict.fromkeys(provenance.datasets_of(cfg)):
         if data.files(name):
             continue
-        if name == "cifar10":
+        if name in realdata.BASE:
+            out.append(realdata.missing_message(name))
+        elif name == "cifar10":
             raw = paths.show(paths.RAW)
             out.append(f"cifar10 is not in {raw}/cifar-10-batches-py: download {data.CIFAR_URL} into {raw}/ "
                        f"(it is extracted on first use)")
         else:
             out.append(f"{name}: scikit-learn's digits data is not installed (run `make setup`)")
     return out
+
+
+def fetch_data(study: str, profile: str, log=print) -> list[str]:
+    """Fetch and verify the registry data sets ``study`` at ``profile`` needs; one sentence per failure.
+
+    Sets already on disk are only verified (md5). Nothing is fetched for studies on built-in data.
+    """
+    names = [n for n in provenance.datasets_of(profiles.load(study, profile)) if n in realdata.BASE]
+    problems = []
+    for base in dict.fromkeys(realdata.base(n).name for n in names):
+        try:
+            realdata.fetch(base, log=log)
+        except (realdata.DataMissingError, realdata.ChecksumError) as e:
+            problems.append(str(e))
+    return problems
 
 
 def check_writable(folder: Path) -> str | None:
