@@ -18,11 +18,11 @@ from nnlens import report
 from nnlens.studies import profiles
 import matplotlib.pyplot as plt
 import pandas as pd
-profile, out = profiles.start(profile, outputs)
+profile = profiles.resolve(profile)
 report.use_style()
-fig, ax = plt.subplots(); ax.plot([0, 1, 2], [1, 0, 2]); out.savefig(fig, "01_demo")
-out.save_table(pd.DataFrame({"x": [0.5, 1.25]}), "01_demo")
-ledger = report.Ledger("01", profile, out)
+fig, ax = plt.subplots(); ax.plot([0, 1, 2], [1, 0, 2]); plots.savefig(fig, "00_demo")
+reports.save_table(pd.DataFrame({"x": [0.5, 1.25]}), "00_demo")
+ledger = reports.Ledger("01", profile)
 ledger.claim("01.1", "demo claim", value=0.5, threshold=">= 0.4", holds=True)
 ledger.save()
 print("profile is", profile)
@@ -36,9 +36,8 @@ def _published(final):
 
 
 def _notebook(path, body):
-    """A study-shaped notebook (``NN_name.ipynb``; NN a known study: the runner asks its package for a benchmark)."""
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "default"\noutputs = ""')
+    params = nbformat.v4.new_code_cell('profile = "default"')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell("# demo"), params, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -54,44 +53,44 @@ def final(tmp_path, monkeypatch):
 
 
 def test_success_merges_outputs_and_rerun_is_byte_identical(tmp_path, final):
-    nb = _notebook(tmp_path / "01_demo.ipynb", BODY)
-    executed = runner.run(nb, "smoke", "python3")
+    nb = _notebook(tmp_path / "00_demo.ipynb", BODY)
+    executed = runner.run(nb, profile="smoke", kernel="python3")
     files = _published(final)
-    assert {"figures/01_demo.png", "figures/01_demo.pdf", "tables/01_demo.csv", "tables/01_demo.md",
-            "claims/01.csv", "claims.md", "notebooks/01_demo.ipynb"} <= {str(p) for p in files}
+    assert {"figures/00_demo.png", "figures/00_demo.pdf", "tables/00_demo.csv", "tables/00_demo.md",
+            "claims/01.csv", "claims.md", "notebooks/00_demo.ipynb"} <= {str(p) for p in files}
     text = executed.read_text()
     assert "profile is smoke" in text and "start_time" not in text and "duration" not in text
-    runner.run(nb, "smoke", "python3")
+    runner.run(nb, profile="smoke", kernel="python3")
     again = _published(final)
     assert again == files
-    assert not (final / ".staging" / "01_demo").exists()
+    assert not (final / ".staging" / "00_demo").exists()
 
 
 def test_notebooks_read_published_bench_results(tmp_path, final):
     (final / "bench").mkdir(parents=True)
     (final / "bench" / "ntk.csv").write_text("method,seconds\nstructured,0.5\n")
-    body = BODY + "\nassert (out.bench / 'ntk.csv').read_text().startswith('method')\n"
-    runner.run(_notebook(tmp_path / "01_demo.ipynb", body), "smoke", "python3")
+    body = BODY + "\nfrom nnlens import paths\nassert (paths.bench_dir() / 'ntk.csv').read_text().startswith('method')\n"
+    runner.run(_notebook(tmp_path / "00_demo.ipynb", body), profile="smoke", kernel="python3")
     assert (final / "bench" / "ntk.csv").read_text() == "method,seconds\nstructured,0.5\n"
 
 
 def test_failure_leaves_previous_reports_intact(tmp_path, final):
-    good = _notebook(tmp_path / "01_demo.ipynb", BODY)
-    runner.run(good, "smoke", "python3")
+    good = _notebook(tmp_path / "00_demo.ipynb", BODY)
+    runner.run(good, profile="smoke", kernel="python3")
     before = _published(final)
-    bad = _notebook(tmp_path / "01_demo.ipynb",
+    bad = _notebook(tmp_path / "00_demo.ipynb",
                     BODY.replace('[1, 0, 2]', '[5, 5, 5]') + "\nraise ValueError('boom in the study')\n")
     with pytest.raises(SystemExit) as e:
-        runner.run(bad, "smoke", "python3")
+        runner.run(bad, profile="smoke", kernel="python3")
     msg = str(e.value)
-    assert "01_demo.ipynb failed" in msg and "ValueError: boom in the study" in msg and "unchanged" in msg
+    assert "00_demo.ipynb failed" in msg and "ValueError: boom in the study" in msg and "unchanged" in msg
     assert _published(final) == before
-    assert (final / ".failed" / "01_demo.ipynb").exists()
+    assert (final / ".failed" / "00_demo.ipynb").exists()
     # the next good run: .failed/ cleared, threads pinned and recorded, files readable (umask mode)
     old = os.umask(0o022)
     try:
         times = {}
-        executed = runner.run(_notebook(tmp_path / "01_demo.ipynb", MANIFEST), "smoke", "python3",
+        executed = runner.run(_notebook(tmp_path / "00_demo.ipynb", MANIFEST), profile="smoke", kernel="python3",
                               threads=1, timings=times)
     finally:
         os.umask(old)
@@ -107,7 +106,7 @@ def test_failure_leaves_previous_reports_intact(tmp_path, final):
 
 
 def test_cli_rejects_unknown_profile_in_one_line():
-    out = subprocess.run([sys.executable, "-m", "nnlens.workbook.runner", "run", "x.ipynb", "--profile", "huge"],
+    out = subprocess.run([sys.executable, "-m", "nnlens.runner", "run", "x.ipynb", "--profile", "huge"],
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip() == "error: unknown profile 'huge'; valid profiles: smoke, default, paper"
@@ -122,7 +121,7 @@ def test_make_help_lists_the_targets():
 # ------------------------------------------------------------------ reliability (issue 13)
 MANIFEST = BODY + """
 import os, torch
-report.write_manifest(out, "01", profile, seeds=[0], config=profiles.load("01", profile))
+reports.write_manifest("01", profile, seeds=[0], config=profiles.load("01", profile))
 print("threads", os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads())
 """
 
@@ -143,10 +142,10 @@ def test_published_files_get_the_umask_mode(tmp_path):
 
 
 def test_publish_is_all_or_nothing(tmp_path, monkeypatch):
-    final, staging = tmp_path / "final", tmp_path / "final" / ".staging" / "01_demo"
-    old = {"claims.md": "old ledger", "claims/01.csv": "old rows", "figures/01_demo.png": "old figure"}
-    new = {"claims.md": "new ledger", "claims/01.csv": "new rows", "figures/01_demo.png": "new figure",
-           "tables/01_demo.csv": "a new table"}
+    final, staging = tmp_path / "final", tmp_path / "final" / ".staging" / "00_demo"
+    old = {"claims.md": "old ledger", "claims/01.csv": "old rows", "figures/00_demo.png": "old figure"}
+    new = {"claims.md": "new ledger", "claims/01.csv": "new rows", "figures/00_demo.png": "new figure",
+           "tables/00_demo.csv": "a new table"}
     for root, files in ((final, old), (staging, new)):
         for rel, text in files.items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +168,7 @@ def test_publish_is_all_or_nothing(tmp_path, monkeypatch):
         (staging / rel).write_text(text)
     runner.publish(staging, final)
     assert {str(k): v.decode() for k, v in _published(final).items()} == new
-    assert not (final / ".staging" / ".backup-01_demo").exists()
+    assert not (final / ".staging" / ".backup-00_demo").exists()
 
 
 def test_publish_retires_the_study_files_its_new_run_no_longer_writes(tmp_path, monkeypatch):
@@ -208,8 +207,8 @@ def test_unwritable_reports_fail_before_running_in_one_message(tmp_path, final, 
 
     monkeypatch.setattr(preflight.tempfile, "mkstemp", denied)
     with pytest.raises(SystemExit, match=r"cannot write to .*final \(Permission denied\); nothing was run"):
-        runner.run(_notebook(tmp_path / "01_demo.ipynb", BODY), "smoke", "python3")
-    assert runner.reproduce("smoke", "01", "python3") == 1
+        runner.run(_notebook(tmp_path / "00_demo.ipynb", BODY), profile="smoke", kernel="python3")
+    assert runner.reproduce("smoke", "01", kernel="python3") == 1
     monkeypatch.undo()
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda p: shutil_usage(free=10 * 2**20))
     assert "only 10 MB free" in preflight.check_writable(tmp_path)
@@ -229,7 +228,7 @@ def test_reproduce_lists_missing_data_runs_the_rest_and_fails_at_the_end(tmp_pat
            "03": _notebook(tmp_path / "03_demo.ipynb", BODY.replace("01", "03"))}
     monkeypatch.setattr(runner, "study_notebooks", lambda: nbs)
     assert preflight.missing_data("03", "paper") == [] and preflight.missing_data("05", "paper") == []
-    rc = runner.reproduce("paper", "01,03", "python3", threads=1)
+    rc = runner.reproduce("paper", "01,03", kernel="python3", threads=1)
     out, err = capsys.readouterr()
     assert rc == 1
     assert "missing data at profile paper; skipping 01, running 03" in err
@@ -268,10 +267,10 @@ def test_ctrl_c_prints_one_line_and_publishes_nothing(tmp_path):
     import signal
 
     final = tmp_path / "final"
-    nb = _notebook(tmp_path / "01_sleep.ipynb", "import time\nfor _ in range(900):\n    time.sleep(0.1)\n")
+    nb = _notebook(tmp_path / "00_sleep.ipynb", "import time\nfor _ in range(900):\n    time.sleep(0.1)\n")
     proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED.format(final=str(final), nb=str(nb))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    staged = final / ".staging" / "01_sleep" / "notebooks" / "01_sleep.ipynb"
+    staged = final / ".staging" / "00_sleep" / "notebooks" / "00_sleep.ipynb"
     for _ in range(600):                                             # papermill writes it once the kernel runs
         if staged.exists() or proc.poll() is not None:
             break
@@ -280,6 +279,6 @@ def test_ctrl_c_prints_one_line_and_publishes_nothing(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)                               # the terminal's Ctrl-C: runner and kernel
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert err.strip() == f"interrupted: nothing published for 01; {final}/ unchanged", err
+    assert err.strip() == f"interrupted: nothing published for 00; {final}/ unchanged", err
     assert "Traceback" not in out + err
     assert not (final / ".staging").exists() and not (final / "notebooks").exists()
