@@ -163,17 +163,6 @@ def pca_probes(x_train, y_train, x_test, y_test, *, k_max: int = 256, knn_k: int
     return pd.DataFrame(rows, columns=["k", "explained_variance", "probe", "accuracy"])
 
 
-def layer_probes(train: dict, y_train, test: dict, y_test, **kwargs) -> pd.DataFrame:
-    """``pca_probes`` for every layer of {layer: (N, D)} dicts; adds columns layer and depth (tap order)."""
-    frames = []
-    for depth, name in enumerate(train):
-        df = pca_probes(train[name], y_train, test[name], y_test, **kwargs)
-        df.insert(0, "depth", depth)
-        df.insert(0, "layer", name)
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True)
-
-
 def all_pcs(df: pd.DataFrame) -> pd.DataFrame:
     """Accuracy on all PCs (the largest k of each layer): rows layer, columns probes, in depth order."""
     top = df[df["k"] == df.groupby("layer")["k"].transform("max")]
@@ -194,31 +183,6 @@ def collapse_onset(df: pd.DataFrame, tol: float) -> str | None:
     spread = agreement(df)
     i = onset(spread.to_numpy(), tol)
     return None if i is None else str(spread.index[i])
-
-
-def accuracy_at_variance(df: pd.DataFrame, max_variance: float) -> pd.DataFrame:
-    """Per layer and probe: accuracy at the largest k on the grid whose cumulative explained variance
-    is <= ``max_variance`` (no row when already the first PC explains more)."""
-    sub = df[df["explained_variance"] <= max_variance]
-    idx = sub.groupby(["layer", "probe"])["k"].idxmax()
-    return sub.loc[idx].sort_values(["depth", "probe"]).reset_index(drop=True)
-
-
-def gap_to_all(df: pd.DataFrame, k: int = 100) -> pd.DataFrame:
-    """Per layer and probe: accuracy at min(k, largest k below all PCs) minus accuracy on all PCs.
-
-    Columns layer, depth, probe, k, accuracy, accuracy_all, gap (signed).
-    """
-    rows = []
-    for (depth, layer, probe), part in df.groupby(["depth", "layer", "probe"], sort=True):
-        part = part.sort_values("k")
-        k_all = part["k"].max()
-        below = part[part["k"] <= min(k, k_all)]
-        at = below.iloc[-1]
-        acc_all = part[part["k"] == k_all]["accuracy"].item()
-        rows.append({"layer": layer, "depth": depth, "probe": probe, "k": int(at["k"]),
-                     "accuracy": at["accuracy"], "accuracy_all": acc_all, "gap": at["accuracy"] - acc_all})
-    return pd.DataFrame(rows)
 
 
 def knn_ncc_path(z_train, y_train, z_test, y_test, ks, knn_k: int = 10) -> dict[str, np.ndarray]:
