@@ -80,11 +80,13 @@ def plot_line(df):
 NOTEBOOK = [
     ("markdown", "# 09 · A toy study\n\n**Question.** Does a fitted line have the slope it was drawn with?"),
     ("parameters", 'profile = "default"\noutputs = ""'),
-    ("code", 'from nnlens import report\nfrom nnlens.studies import profiles\nfrom nnlens.studies import s09_toy as study\n\n'
+    ("code", 'from nnlens import report\nfrom nnlens.studies import profiles\n'
+             'from nnlens.studies import s09_toy as study\n\n'
              'profile, out = profiles.start(profile, outputs)\ncfg = profiles.load("09", profile)\n'
              'report.use_style()\nledger = report.Ledger("09", profile, out)\ncfg'),
     ("markdown", "## The line"),
-    ("code", 'df = study.run(cfg)\nout.save_table(df, "09_line")\nfig = study.plot_line(df)\nout.savefig(fig, "09_line");'),
+    ("code", 'df = study.run(cfg)\nout.save_table(df, "09_line")\n'
+             'fig = study.plot_line(df)\nout.savefig(fig, "09_line");'),
     ("markdown", "## Claims"),
     ("code", 'ledger.extend(study.claims(df, cfg))\nledger.save()\n'
              'report.write_manifest(out, "09", profile, seeds=[0], config=cfg)\nledger'),

@@ -3,11 +3,8 @@ import os
 import subprocess
 import sys
 
-import pandas as pd
-
 from nnlens import paths
-from nnlens.studies import profiles
-from nnlens.studies import s05_ntk
+from nnlens.studies import profiles, s05_ntk
 
 
 def test_smoke_benchmark_writes_a_table_notebook_05_reads(tmp_path):

@@ -68,7 +68,7 @@ def test_tail_fit_matches_slow_reference_and_powerlaw_package():
     for xmin in xs[(xs >= 0.5)][:-19]:
         tail = xs[xs >= xmin]
         a = 1 + len(tail) / np.sum(np.log(tail / xmin))
-        D = stats.kstest(tail, lambda t: 1 - (t / xmin) ** (1 - a)).statistic
+        D = stats.kstest(tail, lambda t, xmin=xmin, a=a: 1 - (t / xmin) ** (1 - a)).statistic
         best = min(best, (D, xmin, a), key=lambda r: r[0])
     assert fit.ks == pytest.approx(best[0], rel=1e-9)
     assert fit.xmin == best[1] and fit.alpha == pytest.approx(best[2], rel=1e-12)
@@ -96,8 +96,10 @@ def test_planted_spike_is_found_with_its_direction():
     rng = np.random.default_rng(2)
     h, d = 600, 300
     W = rng.normal(size=(h, d))
-    u = rng.normal(size=h); u /= np.linalg.norm(u)
-    beta = rng.normal(size=d); beta /= np.linalg.norm(beta)
+    u = rng.normal(size=h)
+    u /= np.linalg.norm(u)
+    beta = rng.normal(size=d)
+    beta /= np.linalg.norm(beta)
     theta = 3 * (h * d) ** 0.25                               # BBP threshold of the singular value: (hd)^(1/4)
     eigs, ratio = spectra.weight_esd(W + theta * np.outer(u, beta))
     edge = spectra.mp_edges(ratio)[1]

@@ -115,7 +115,7 @@ def fit_quietly(clf, x, y):
 def _score(probe, z_train, y_train, z_test, y_test, knn_k, svm_c, seed, svm_max_iter=SVM_MAX_ITER) -> float:
     clf = _make(probe, knn_k, svm_c, seed, svm_max_iter)
     if not fit_quietly(clf, z_train, y_train):
-        warnings.warn(f"{probe} probe did not converge in {svm_max_iter} iterations", RuntimeWarning)
+        warnings.warn(f"{probe} probe did not converge in {svm_max_iter} iterations", RuntimeWarning, stacklevel=2)
     return float(np.mean(clf.predict(z_test) == y_test))
 
 
@@ -136,7 +136,8 @@ def choose_svm_c(z_train, y_train, cs, folds: int = 3, seed: int = 0) -> tuple[f
 
 
 def pca_probes(x_train, y_train, x_test, y_test, *, k_max: int = 256, knn_k: int = 10, svm_c: float = 1.0,
-               seed: int = 0, probes=PROBES, include_all: bool = True, svm_max_iter: int = SVM_MAX_ITER) -> pd.DataFrame:
+               seed: int = 0, probes=PROBES, include_all: bool = True,
+               svm_max_iter: int = SVM_MAX_ITER) -> pd.DataFrame:
     """Probe accuracies on the first k PCs of one layer.
 
     x_train (N, D), x_test (M, D): features; y_*: labels. Returns a tidy frame with
@@ -177,7 +178,8 @@ def agreement(df: pd.DataFrame) -> pd.Series:
 
 
 def collapse_onset(df: pd.DataFrame, tol: float) -> str | None:
-    """The first layer from which the probes agree (spread <= ``tol``) in every deeper layer; None if the last does not."""
+    """The first layer from which the probes agree (spread <= ``tol``) in every deeper layer; None if the
+    last does not."""
     from .collapse import onset
 
     spread = agreement(df)

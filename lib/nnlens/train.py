@@ -6,7 +6,8 @@ full batch (``batch_size=0``: plain full-batch gradient descent with ``sgd``),
 with cross-entropy or MSE (one-hot for labels, plain for regression targets),
 records per-epoch train/test loss and accuracy (NaN for regression), and caches
 the result in ``data/cache/train/`` under a hash of (spec, data, cfg, and the source
-of the training code: ``cache_key``), written atomically. A second call with the same inputs loads the cache. ``on_epoch``
+of the training code: ``cache_key``), written atomically. A second call with the same inputs
+loads the cache. ``on_epoch``
 (uncached runs only) is called with the model before the first step and after
 every epoch, which is how study 03 takes its weight snapshots. Training stops at
 the first epoch whose training loss is not finite (``FitResult.diverged``).

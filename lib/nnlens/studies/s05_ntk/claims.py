@@ -5,14 +5,13 @@ and the float64 checks (``runs.limit_checks``); each threshold is named below wi
 """
 from __future__ import annotations
 
-import numpy as np
-
 import functools
+
+import numpy as np
 
 from ...report import Row
 from .config import Study05
 from .runs import layerwise_memory, summary
-
 
 # ------------------------------------------------------------------ thresholds (fixed before any run)
 # 05.1 / 05.2: two exact methods in float32 differ by rounding only: eps 1.2e-7 times the growth of
@@ -131,7 +130,7 @@ def claims(results: dict, cfg: Study05) -> list[Row]:
                     worst, f"PROJ_COST_MAX: <= {PROJ_COST_MAX:g}x", bool(worst <= PROJ_COST_MAX)))
     if "trak_over_projected" in s:
         r = s["trak_over_projected"]
-        rows.append(_row("05.17", f"whole proj-pNTK kernel (K={s['proj_cost_k']}, N={s['proj_cost_n']}) vs TRAK 0.3.2's "
-                        "CPU BasicProjector projecting the precomputed gradients: TRAK time / ours", r,
+        rows.append(_row("05.17", f"whole proj-pNTK kernel (K={s['proj_cost_k']}, N={s['proj_cost_n']}) vs TRAK "
+                        "0.3.2's CPU BasicProjector projecting the precomputed gradients: TRAK time / ours", r,
                         f"TRAK_RATIO_MIN: >= {TRAK_RATIO_MIN:g}x", bool(r >= TRAK_RATIO_MIN)))
     return rows
