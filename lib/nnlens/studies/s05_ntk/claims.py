@@ -58,11 +58,6 @@ def claims(results: dict, cfg: Study05) -> list[Row]:
     """One row per claim. results: {"bench": the benchmark table, "limits": ``limit_checks``}."""
     df, lim = results["bench"], results["limits"]
     s = summary(df)
-    return _speed_rows(df, s, cfg) + _limit_rows(df, s, lim, cfg)
-
-
-def _speed_rows(df, s: dict, cfg: Study05) -> list[Row]:
-    """05.1-05.9: exactness against the baseline, speed-ups, overhead, extrapolation, memory at large N, wall time."""
 
     def ex(k):
         return " (baseline extrapolated by block pairs)" if s[k] else " (baseline timed at N)"
@@ -106,13 +101,6 @@ def _speed_rows(df, s: dict, cfg: Study05) -> list[Row]:
     rows.append(_row("05.9", "the study-05 benchmark run (benchmarks/ntk.py at this profile, figure excluded) "
                     "finishes in time", f"{wall:.0f} s", f"BENCH_WALL_S: < {BENCH_WALL_S:g} s",
                     bool(wall < BENCH_WALL_S)))
-    return rows
-
-
-def _limit_rows(df, s: dict, lim: dict, cfg: Study05) -> list[Row]:
-    """05.10-05.17: projection error and cost, and the limits of torchNTK the structured path removes."""
-    mlp = f"MLP 784-{cfg.head_depth}x{cfg.head_width}-10"
-    rows = []
     dev = max(abs(s["proj_slope_trntk"] - PROJ_SLOPE), abs(s["proj_slope_pntk"] - PROJ_SLOPE))
     rows.append(_row("05.10", f"projection error falls as K^-1/2 (fitted log-log slopes: proj-pNTK "
                     f"{s['proj_slope_pntk']:.3f}, proj-trNTK {s['proj_slope_trntk']:.3f}; worst distance from -0.5)",
@@ -142,7 +130,7 @@ def _limit_rows(df, s: dict, lim: dict, cfg: Study05) -> list[Row]:
                     worst, f"PROJ_COST_MAX: <= {PROJ_COST_MAX:g}x", bool(worst <= PROJ_COST_MAX)))
     if "trak_over_projected" in s:
         r = s["trak_over_projected"]
-        rows.append(_row("05.17", f"whole proj-pNTK kernel (K={s['proj_cost_k']}, N={s['proj_cost_n']}) vs TRAK "
-                        "0.3.2's CPU BasicProjector projecting the precomputed gradients: TRAK time / ours", r,
+        rows.append(_row("05.17", f"whole proj-pNTK kernel (K={s['proj_cost_k']}, N={s['proj_cost_n']}) vs TRAK 0.3.2's "
+                        "CPU BasicProjector projecting the precomputed gradients: TRAK time / ours", r,
                         f"TRAK_RATIO_MIN: >= {TRAK_RATIO_MIN:g}x", bool(r >= TRAK_RATIO_MIN)))
     return rows
