@@ -21,7 +21,7 @@ SCRATCH   := .scratch
 # this checkout's library wins over whatever checkout the venv's editable install points at
 export PYTHONPATH := $(CURDIR)/lib
 
-.PHONY: help setup data reproduce site test test-unit test-notebooks bench lab normalize lock clean distclean
+.PHONY: help setup data reproduce site lint test test-unit test-notebooks bench lab normalize lock clean distclean
 
 help: ## list every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -55,7 +55,10 @@ reproduce: $(STAMP) ## run the studies (STUDY=02 or STUDY="01 03"; default all) 
 $(REPORTS)/notebooks/%.ipynb: notebooks/%.ipynb $(LIB) $(STAMP)
 	@$(PY) -m nnlens.workbook.runner run "$<" --profile "$(PROFILE)" --kernel "$(KERNEL)" --threads "$(THREADS)"
 
-test: test-unit test-notebooks ## pytest (unit + integration) and nbval over notebooks/ at the smoke profile
+lint: $(STAMP) ## ruff over lib/, benchmarks/ and tests/ (rules and line length in pyproject.toml [tool.ruff])
+	$(VENV)/bin/ruff check lib benchmarks tests
+
+test: lint test-unit test-notebooks ## lint, pytest (unit + integration) and nbval over notebooks/ at the smoke profile
 
 test-unit: $(STAMP) ## pytest over TESTS (default tests/: unit and integration tests, the site and JupyterLab in headless Chromium)
 	@mkdir -p "$(SCRATCH)"

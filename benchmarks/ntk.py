@@ -82,12 +82,12 @@ def jac_contract(model, x, kind="trntk", block=32, groups=None):
         params = {k: named[k].detach() for k in names}
         consts = {**{k: v.detach() for k, v in named.items() if k not in params}, **buffers}
 
-        def f(p, xi):
-            y = functional_call(model, (p, consts), (xi.unsqueeze(0),)).squeeze(0)   # (C,)
+        def f(p, xi):   # f and jac are called in this iteration only: the loop variables they read are current
+            y = functional_call(model, (p, consts), (xi.unsqueeze(0),)).squeeze(0)   # noqa: B023  (C,)
             return y.sum(0, keepdim=True) if kind == "pntk" else y
 
         def jac(xb):
-            return [j.flatten(2) for j in vmap(jacrev(f), (None, 0))(params, xb).values()]  # [(B, C', p)]
+            return [j.flatten(2) for j in vmap(jacrev(f), (None, 0))(params, xb).values()]  # noqa: B023 [(B, C', p)]
 
         for i in range(0, n, block):
             j1 = jac(x[i:i + block])
@@ -102,7 +102,7 @@ def jac_contract(model, x, kind="trntk", block=32, groups=None):
 def layer_groups(model):
     """Parameter names grouped by the module that owns them."""
     groups = {}
-    for name, p in model.named_parameters():
+    for name, _ in model.named_parameters():
         groups.setdefault(name.rpartition(".")[0], []).append(name)
     return list(groups.values())
 
@@ -251,7 +251,7 @@ def _finish(spec, res) -> dict:
            "extrapolated": spec["n_run"] != spec["n"]}
     if row["extrapolated"]:
         row["seconds"] = res["seconds"] * _pairs(spec["n"], spec["block"]) / _pairs(spec["n_run"], spec["block"])
-        row["peak_mb"] = float("nan")                                    # memory at n was not measured (see peak_mb_run)
+        row["peak_mb"] = float("nan")                            # memory at n was not measured (see peak_mb_run)
     return row
 
 

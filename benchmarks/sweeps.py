@@ -59,7 +59,8 @@ def main(argv=None) -> pd.DataFrame:
     out = pd.DataFrame([row("sequential loop", 1, t_seq),
                         row("sweeps.run joblib, cold (process start-up included)", args.n_jobs, t_par),
                         row("sweeps.run joblib, warm workers", args.n_jobs, t_warm)])
-    _io.write_text(Path(args.out or paths.REPORTS / "bench") / "sweeps.csv", out.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
+    _io.write_text(Path(args.out or paths.REPORTS / "bench") / "sweeps.csv",
+                   out.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
     print(out.to_string(index=False))
     if not same:
         raise SystemExit("parallel and sequential runs disagree")

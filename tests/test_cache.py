@@ -1,5 +1,6 @@
 """Caches are keyed by the code that made the artifact: a code change misses, never masks an error."""
 import json
+import shutil
 import sys
 
 import pytest
@@ -16,7 +17,7 @@ def tiny():
 def test_closure_follows_imports_and_only_them():
     mods = cache.closure("nnlens.train")
     assert {"nnlens.train", "nnlens.models", "nnlens.utils", "nnlens", "nnlens.cache"} <= set(mods)
-    assert "nnlens.plots" not in mods and "nnlens.runner" not in mods        # training does not import them
+    assert not [m for m in mods if m.startswith(("nnlens.report", "nnlens.studies", "nnlens.workbook"))]  # the wings
     s04 = cache.closure("nnlens.studies.s04_anova")
     assert {"nnlens.studies", "nnlens.train", "nnlens.sweeps", "nnlens.data"} <= set(s04)
     ntk = cache.closure("nnlens.ntk")
@@ -35,15 +36,13 @@ def test_code_hash_changes_with_the_source_of_a_module_it_imports(tmp_path, monk
     assert cache.code_hash("cachejob_mod") != before                         # its own source
     # a change in an imported nnlens module: point the package folder at an edited copy
     pkg = tmp_path / "nnlens"
-    pkg.mkdir()
-    for f in cache.ROOT.glob("*.py"):
-        (pkg / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(cache.ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(cache, "ROOT", pkg)
     h0 = cache.code_hash("nnlens.train")
     (pkg / "utils.py").write_text((pkg / "utils.py").read_text() + "\n# edited\n")
     assert cache.code_hash("nnlens.train") != h0
     h1 = cache.code_hash("nnlens.train")
-    (pkg / "plots.py").write_text((pkg / "plots.py").read_text() + "\n# edited\n")
+    (pkg / "report" / "figures.py").write_text((pkg / "report" / "figures.py").read_text() + "\n# edited\n")
     assert cache.code_hash("nnlens.train") == h1                             # not imported by training
 
 

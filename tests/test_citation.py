@@ -1,4 +1,5 @@
-"""LICENSE and CITATION.cff: present, consistent with pyproject, and the CFF is valid YAML with the keys CFF 1.2.0 requires."""
+"""LICENSE and CITATION.cff: present, consistent with pyproject, and the CFF is valid YAML with the keys
+CFF 1.2.0 requires."""
 import re
 import tomllib
 

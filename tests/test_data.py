@@ -43,7 +43,8 @@ def test_poison_fraction_labels_and_reproducibility():
     clean = np.setdiff1d(np.arange(len(ds.y_train)), idx)
     assert torch.equal(p.x_train[clean], ds.x_train[clean]) and torch.equal(p.y_train[clean], ds.y_train[clean])
     assert not torch.equal(p.x_train[idx], ds.x_train[idx])
-    assert torch.equal(p.x_train[idx][:, :, -2:, -2:], data.add_trigger(ds.x_train[idx], 2, float(ds.x_train.max()))[:, :, -2:, -2:])
+    trigger = data.add_trigger(ds.x_train[idx], 2, float(ds.x_train.max()))
+    assert torch.equal(p.x_train[idx][:, :, -2:, -2:], trigger[:, :, -2:, -2:])
     _, idx2 = data.poison(ds, fraction=0.05, target=3, trigger_size=2, seed=1)
     assert np.array_equal(idx, idx2)
     with pytest.raises(ValueError, match="fraction must be in"):

@@ -32,10 +32,10 @@ import pandas as pd
 import nnlens
 from nnlens import paths, report
 from nnlens.studies import profiles
-profile = profiles.resolve(profile)
+profile, out = profiles.start(profile, outputs)
 assert " " in str(paths.ROOT) and Path(nnlens.__file__).resolve().is_relative_to(paths.ROOT / "lib")
-reports.save_table(pd.DataFrame({"x": [1.5]}), "03_probe")
-ledger = reports.Ledger("03", profile)
+out.save_table(pd.DataFrame({"x": [1.5]}), "03_probe")
+ledger = report.Ledger("03", profile, out)
 ledger.claim("03.1", "probe", value=1.5, threshold=">= 1", holds=True)
 ledger.save()
 '''
@@ -59,10 +59,10 @@ def test_make_targets_work_in_a_folder_with_a_space(tmp_path):
     _copy_checkout(repo)
     os.symlink((paths.ROOT / ".venv").resolve(), repo / ".venv")
     (repo / "tests" / "test_probe_space.py").write_text(PROBE_TEST)
-    for nb in (repo / "notebooks").glob("*.ipynb"):
+    for nb in (repo / "notebooks").glob("03_*.ipynb"):      # study 03's notebook becomes the probe
         nb.unlink()
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "default"')
+    params = nbformat.v4.new_code_cell('profile = "default"\noutputs = ""')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(PROBE_NB)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -45,7 +45,8 @@ def reference_entk(model, x1, x2):
         rows = []
         for xi in x:
             out = model(xi.unsqueeze(0))[0]                                   # (C,)
-            rows.append(torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(out[c], params, retain_graph=True)])
+            rows.append(torch.stack([torch.cat([g.flatten()
+                                                for g in torch.autograd.grad(out[c], params, retain_graph=True)])
                                      for c in range(len(out))]))               # (C, P)
         return torch.stack(rows)                                              # (N, C, P)
 
@@ -156,7 +157,8 @@ def test_projection_is_r_transpose_g(name):
         rows = []
         for xi in x.double():
             out = m64(xi.unsqueeze(0))[0]
-            rows.append(torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(out[c], params, retain_graph=True)])
+            rows.append(torch.stack([torch.cat([g.flatten()
+                                                for g in torch.autograd.grad(out[c], params, retain_graph=True)])
                                      for c in range(len(out))]))
         return torch.stack(rows)                                              # (N, C, P)
 
@@ -226,7 +228,8 @@ def test_kind_is_a_spec():
     assert set(ntk.KINDS) == {"entk", "pntk", "trntk"}
     assert ntk.KINDS["pntk"].sum_logits and ntk.KINDS["entk"].class_pairs and not ntk.KINDS["trntk"].class_pairs
     same = ntk.Kind("my_trace", sum_logits=False, class_pairs=False)     # a spec works like its name
-    assert torch.equal(ntk.kernel(model, x1, x2, kind=same, dtype=F64), ntk.kernel(model, x1, x2, kind="trntk", dtype=F64))
+    assert torch.equal(ntk.kernel(model, x1, x2, kind=same, dtype=F64),
+                       ntk.kernel(model, x1, x2, kind="trntk", dtype=F64))
 
 
 def test_memory_budget_changes_nothing_but_memory():

@@ -6,7 +6,7 @@ from nnlens.studies import profiles
 from nnlens.studies.profiles import ProfileError
 
 
-@pytest.mark.parametrize("study", profiles.STUDIES)
+@pytest.mark.parametrize("study", list(profiles.studies()))
 @pytest.mark.parametrize("profile", profiles.PROFILES)
 def test_every_study_loads_at_every_profile(study, profile):
     cfg = profiles.load(study, profile)
@@ -42,13 +42,13 @@ def test_int_is_accepted_for_float_and_overrides_apply():
     assert cfg.lr == 1
 
 
-def test_resolve_environment_wins(monkeypatch):
-    assert profiles.resolve("default") == "default"
+def test_start_environment_wins(monkeypatch, tmp_path):
+    assert profiles.start("default", str(tmp_path))[0] == "default"
     monkeypatch.setenv("NNLENS_PROFILE", "smoke")
-    assert profiles.resolve("default") == "smoke"
+    assert profiles.start("default", str(tmp_path))[0] == "smoke"
     monkeypatch.setenv("NNLENS_PROFILE", "nope")
     with pytest.raises(ProfileError, match="valid profiles"):
-        profiles.resolve("default")
+        profiles.start("default", str(tmp_path))
 
 
 def test_smoke_is_smaller_than_default_is_smaller_than_paper():

@@ -35,19 +35,47 @@ def test_ledger_rows_and_claims_md(out):
     df = report.load_claims(out.claims)
     assert list(df["id"]) == ["01.1", "01.2", "03.10"]
     text = (out.root / "claims.md").read_text()
-    assert "1 of 3 claims hold" in text
-    assert "| 01.1 | first (again) | 0.9600 | >= 0.9 | holds |" in text
-    assert "| 01.2 | second | 0.5000 | >= 0.9 | **does not hold** |" in text
+    assert "1 of 3 paper claims hold" in text
+    assert "| 01.1 | paper claim | first (again) | 0.9600 | >= 0.9 | holds |" in text
+    assert "| 01.2 | paper claim | second | 0.5000 | >= 0.9 | **does not hold** |" in text
     assert text.index("## Study 01") < text.index("## Study 03")
 
 
-def test_ledger_rejects_foreign_ids_and_non_bool_verdicts(out):
+def test_ledger_rejects_foreign_ids_and_unknown_verdicts(out):
     led = report.Ledger("02", "smoke", out)
     with pytest.raises(ValueError, match="must start with the study number '02'"):
         led.claim("01.1", "x", 1.0, ">0", True)
-    with pytest.raises(TypeError, match="holds must be a bool"):
+    with pytest.raises(ValueError, match="verdict must be one of holds, does not hold"):
         led.claim("02.1", "x", 1.0, ">0", "yes")
+    with pytest.raises(TypeError, match="holds must be a bool or a verdict"):
+        led.claim("02.1", "x", 1.0, ">0", 1)
+    with pytest.raises(ValueError, match="says why in its note"):
+        led.claim("02.1", "x", 1.0, ">0", "inconclusive")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        led.claim("02.1", "x", 1.0, ">0", True, kind="claim")
     led.claim("02.1", "x", 1.0, ">0", np.bool_(True))
+    led.claim("02.2", "y", 1.0, ">0", "untestable", kind="control", note="no GPU")
+    assert list(led.frame()["verdict"]) == ["holds", "untestable"]
+
+
+def test_threshold_checks_and_renders_the_number_it_compares(out):
+    t = report.Threshold("TAD_MAX", "|TAD|", "<=", 0.02, "the spread of 5 reruns")
+    assert t.check(0.02) and not t.check(0.021) and not t.check(float("nan"))
+    assert t.text() == "|TAD| ≤ 0.02"
+    band = report.Threshold("BAND", "slope", "in", (0.5, 1.5), "a simulated null", unit="x")
+    assert band.check(1.0) and not band.check(2.0) and band.text() == "slope in [0.5, 1.5]x"
+    with pytest.raises(ValueError, match="give the reason"):
+        report.Threshold("X", "x", ">", 1.0, "")
+    with pytest.raises(ValueError, match="take a \\(lo, hi\\) pair"):
+        report.Threshold("X", "x", "in", 1.0, "r")
+    row = report.Row.judge("01.3", "small drift", 0.05, t, kind="control", detail="5 seeds")
+    assert row.verdict == "does not hold" and row.value == "0.0500 (5 seeds)"
+    led = report.Ledger("01", "smoke", out).extend([row])
+    saved = led.frame().iloc[0]
+    assert saved["threshold"] == "|TAD| ≤ 0.02" and saved["reason"] == "TAD_MAX: the spread of 5 reruns"
+    led.save()
+    text = (out.root / "claims.md").read_text()
+    assert "0 of 1 controls hold." in text and "- 01.3: TAD_MAX: the spread of 5 reruns" in text
 
 
 def test_manifest_is_stable_and_complete(out):

@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlens import paths
 from nnlens.studies import profiles
 from nnlens.studies import s05_ntk as s05
 
@@ -94,30 +93,31 @@ def test_projection_slope_is_measured():
     assert s["proj_cost"]["pntk"] == pytest.approx(1.6 / 1.31) and s["trak_over_projected"] == pytest.approx(7.5)
 
 
-def _write(df):
-    path = paths.bench_dir() / "ntk.csv"
+def _write(out, df):
+    path = out.bench / "ntk.csv"
     df.to_csv(path, index=False)
     return path
 
 
-def test_load_bench_reads_a_table_of_its_config(monkeypatch):
-    _write(bench(True))
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not rerun the benchmark"))
-    assert len(s05.load_bench(CFG, "default", log=lambda s: None)) == len(bench(True))
+def test_load_bench_reads_a_table_of_its_config(out, monkeypatch):
+    _write(out, bench(True))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("the library never starts the benchmark"))
+    assert s05.bench_ready(CFG, "default", out.bench)
+    assert len(s05.load_bench(CFG, "default", out.bench)) == len(bench(True))
 
 
-def test_load_bench_reruns_for_another_config(monkeypatch):
-    _write(bench(True).assign(config="0123456789ab"))
-    calls = []
-
-    def fake_run(cmd, **kw):
-        calls.append(cmd)
-        _write(bench(True))
-        return subprocess.CompletedProcess(cmd, 0, "", "")
-    monkeypatch.setattr(subprocess, "run", fake_run)
-    s05.load_bench(CFG, "default", log=lambda s: None)
-    assert len(calls) == 1 and calls[0][-2:] == ["--profile", "default"]
-    assert str(s05.BENCH_SCRIPT) in calls[0]
+def test_a_table_of_another_config_or_profile_is_stale_and_says_what_makes_it(out, monkeypatch):
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("the library never starts the benchmark"))
+    with pytest.raises(FileNotFoundError, match="is missing: run `python benchmarks/ntk.py --profile default"):
+        s05.load_bench(CFG, "default", out.bench)
+    _write(out, bench(True).assign(config="0123456789ab"))
+    assert not s05.bench_ready(CFG, "default", out.bench)
+    with pytest.raises(FileNotFoundError, match="another profile, config or benchmark version"):
+        s05.load_bench(CFG, "default", out.bench)
+    _write(out, bench(True))
+    assert not s05.bench_ready(CFG, "smoke", out.bench)
+    _write(out, bench(True)[lambda d: d.section != "wall"])                  # a section missing
+    assert not s05.bench_ready(CFG, "default", out.bench)
 
 
 def test_figures_draw_from_the_table():

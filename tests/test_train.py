@@ -47,7 +47,8 @@ def test_fit_learns_records_history_and_caches(digits):
     assert again.cached and again.key == r.key
     for a, b in zip(r.model.parameters(), again.model.parameters()):
         assert torch.equal(a.detach().cpu(), b.detach().cpu())
-    assert train.fit(spec, digits, train.TrainConfig(optimizer="adam", lr=1e-2, epochs=5, batch_size=64, seed=1)).key != r.key
+    other = train.TrainConfig(optimizer="adam", lr=1e-2, epochs=5, batch_size=64, seed=1)
+    assert train.fit(spec, digits, other).key != r.key
 
 
 def test_fit_is_deterministic_without_cache(digits):

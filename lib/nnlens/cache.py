@@ -6,7 +6,7 @@ hash of the source of the module that produces it and of every ``nnlens`` module
 that module imports, transitively (read from the ``import`` statements with
 ``ast``, lazy imports inside functions included). So a change to ``train.py``,
 ``models.py`` or ``utils.py`` makes every cached model miss and retrain, while a
-change to ``plots.py`` (which training does not import) keeps the models.
+change to ``report/figures.py`` (which training does not import) keeps the models.
 
 Why this choice: a hand-kept version number is forgotten; hashing the whole
 package throws every cache away for a change to a figure's colour; the import

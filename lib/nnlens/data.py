@@ -128,9 +128,9 @@ def cifar10(n_train: int = 0, n_test: int = 0, seed: int = 0, root=None, downloa
     With ``download=False`` (the default, and the only option offline) the data
     must already be there; otherwise one error says where to put it.
     """
-    import torchvision
-
     from pathlib import Path
+
+    import torchvision
 
     root = Path(paths.RAW if root is None else root)
     archive = root / "cifar-10-python.tar.gz"

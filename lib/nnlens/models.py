@@ -86,7 +86,7 @@ class ResNet18(nn.Module):
         w = width
         self.stem = nn.Sequential(nn.Conv2d(in_channels, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
         stages, cin = [], w
-        for i, (cout, stride) in enumerate([(w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)]):
+        for cout, stride in [(w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)]:
             blocks = [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
             cin = cout
             stages.append(nn.Sequential(*blocks))

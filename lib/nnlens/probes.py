@@ -115,7 +115,7 @@ def fit_quietly(clf, x, y):
 def _score(probe, z_train, y_train, z_test, y_test, knn_k, svm_c, seed, svm_max_iter=SVM_MAX_ITER) -> float:
     clf = _make(probe, knn_k, svm_c, seed, svm_max_iter)
     if not fit_quietly(clf, z_train, y_train):
-        warnings.warn(f"{probe} probe did not converge in {svm_max_iter} iterations", RuntimeWarning)
+        warnings.warn(f"{probe} probe did not converge in {svm_max_iter} iterations", RuntimeWarning, stacklevel=2)
     return float(np.mean(clf.predict(z_test) == y_test))
 
 
@@ -136,7 +136,8 @@ def choose_svm_c(z_train, y_train, cs, folds: int = 3, seed: int = 0) -> tuple[f
 
 
 def pca_probes(x_train, y_train, x_test, y_test, *, k_max: int = 256, knn_k: int = 10, svm_c: float = 1.0,
-               seed: int = 0, probes=PROBES, include_all: bool = True, svm_max_iter: int = SVM_MAX_ITER) -> pd.DataFrame:
+               seed: int = 0, probes=PROBES, include_all: bool = True,
+               svm_max_iter: int = SVM_MAX_ITER) -> pd.DataFrame:
     """Probe accuracies on the first k PCs of one layer.
 
     x_train (N, D), x_test (M, D): features; y_*: labels. Returns a tidy frame with
@@ -163,17 +164,6 @@ def pca_probes(x_train, y_train, x_test, y_test, *, k_max: int = 256, knn_k: int
     return pd.DataFrame(rows, columns=["k", "explained_variance", "probe", "accuracy"])
 
 
-def layer_probes(train: dict, y_train, test: dict, y_test, **kwargs) -> pd.DataFrame:
-    """``pca_probes`` for every layer of {layer: (N, D)} dicts; adds columns layer and depth (tap order)."""
-    frames = []
-    for depth, name in enumerate(train):
-        df = pca_probes(train[name], y_train, test[name], y_test, **kwargs)
-        df.insert(0, "depth", depth)
-        df.insert(0, "layer", name)
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True)
-
-
 def all_pcs(df: pd.DataFrame) -> pd.DataFrame:
     """Accuracy on all PCs (the largest k of each layer): rows layer, columns probes, in depth order."""
     top = df[df["k"] == df.groupby("layer")["k"].transform("max")]
@@ -188,37 +178,13 @@ def agreement(df: pd.DataFrame) -> pd.Series:
 
 
 def collapse_onset(df: pd.DataFrame, tol: float) -> str | None:
-    """The first layer from which the probes agree (spread <= ``tol``) in every deeper layer; None if the last does not."""
+    """The first layer from which the probes agree (spread <= ``tol``) in every deeper layer; None if the
+    last does not."""
     from .collapse import onset
 
     spread = agreement(df)
     i = onset(spread.to_numpy(), tol)
     return None if i is None else str(spread.index[i])
-
-
-def accuracy_at_variance(df: pd.DataFrame, max_variance: float) -> pd.DataFrame:
-    """Per layer and probe: accuracy at the largest k on the grid whose cumulative explained variance
-    is <= ``max_variance`` (no row when already the first PC explains more)."""
-    sub = df[df["explained_variance"] <= max_variance]
-    idx = sub.groupby(["layer", "probe"])["k"].idxmax()
-    return sub.loc[idx].sort_values(["depth", "probe"]).reset_index(drop=True)
-
-
-def gap_to_all(df: pd.DataFrame, k: int = 100) -> pd.DataFrame:
-    """Per layer and probe: accuracy at min(k, largest k below all PCs) minus accuracy on all PCs.
-
-    Columns layer, depth, probe, k, accuracy, accuracy_all, gap (signed).
-    """
-    rows = []
-    for (depth, layer, probe), part in df.groupby(["depth", "layer", "probe"], sort=True):
-        part = part.sort_values("k")
-        k_all = part["k"].max()
-        below = part[part["k"] <= min(k, k_all)]
-        at = below.iloc[-1]
-        acc_all = part[part["k"] == k_all]["accuracy"].item()
-        rows.append({"layer": layer, "depth": depth, "probe": probe, "k": int(at["k"]),
-                     "accuracy": at["accuracy"], "accuracy_all": acc_all, "gap": at["accuracy"] - acc_all})
-    return pd.DataFrame(rows)
 
 
 def knn_ncc_path(z_train, y_train, z_test, y_test, ks, knn_k: int = 10) -> dict[str, np.ndarray]:

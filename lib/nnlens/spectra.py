@@ -63,22 +63,6 @@ def mp_density(x, ratio: float, sigma2: float = 1.0) -> np.ndarray:
     return out
 
 
-def mp_cdf(x, ratio: float, sigma2: float = 1.0, grid: int = 4001) -> np.ndarray:
-    """MP cumulative distribution at ``x`` (numerical: scipy has no MP law)."""
-    lo, hi = mp_edges(ratio, sigma2)
-    t = np.linspace(lo, hi, grid)
-    # substitute t = lo + (hi-lo) sin²θ would be exact; trapezoid on a fine grid is enough here
-    cdf = np.concatenate([[0.0], np.cumsum(np.diff(t) * 0.5 * (mp_density(t[1:], ratio, sigma2)
-                                                               + mp_density(t[:-1], ratio, sigma2)))])
-    cdf /= cdf[-1]
-    return np.interp(np.asarray(x, dtype=float), t, cdf, left=0.0, right=1.0)
-
-
-def ks_to_mp(eigs, ratio: float, sigma2: float = 1.0) -> float:
-    """Kolmogorov-Smirnov distance between an ESD and the MP law."""
-    return float(stats.kstest(np.asarray(eigs, float), lambda x: mp_cdf(x, ratio, sigma2)).statistic)
-
-
 # ------------------------------------------------------------------ weight spectra
 def weight_esd(W) -> tuple[np.ndarray, float]:
     """(eigenvalues ascending, MP ratio) of the Gram of W (h, d), normalized as in the module docstring.

@@ -6,7 +6,8 @@ full batch (``batch_size=0``: plain full-batch gradient descent with ``sgd``),
 with cross-entropy or MSE (one-hot for labels, plain for regression targets),
 records per-epoch train/test loss and accuracy (NaN for regression), and caches
 the result in ``data/cache/train/`` under a hash of (spec, data, cfg, and the source
-of the training code: ``cache_key``), written atomically. A second call with the same inputs loads the cache. ``on_epoch``
+of the training code: ``cache_key``), written atomically. A second call with the same inputs
+loads the cache. ``on_epoch``
 (uncached runs only) is called with the model before the first step and after
 every epoch, which is how study 03 takes its weight snapshots. Training stops at
 the first epoch whose training loss is not finite (``FitResult.diverged``).
@@ -247,23 +248,7 @@ def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch, eval_e
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         perm = torch.randperm(n, generator=g).to(device)
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            xb, yb = x_all[idx], y_all[idx]
-            if info.closure:
-                def closure():
-                    opt.zero_grad()
-                    loss = fn(model(xb), yb)
-                    loss.backward()
-                    return loss
-                opt.step(closure)
-            else:
-                opt.zero_grad()
-                loss = fn(model(xb), yb)
-                loss.backward(create_graph=info.create_graph)
-                opt.step()
-                if sched is not None:
-                    sched.step()
+        _steps(model, opt, info, fn, sched, x_all, y_all, perm, bs)
         if epoch % eval_every and epoch != cfg.epochs:
             if bar is not None:
                 bar.update(1)
@@ -284,3 +269,24 @@ def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch, eval_e
     if bar is not None:
         bar.close()
     return pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"])
+
+
+def _steps(model, opt, info: OptimizerInfo, fn, sched, x_all, y_all, perm, bs: int) -> None:
+    """One epoch of optimizer steps over the minibatches ``perm[i:i + bs]`` (a closure for L-BFGS-like ones)."""
+    for i in range(0, len(perm), bs):
+        idx = perm[i:i + bs]
+        xb, yb = x_all[idx], y_all[idx]
+        if info.closure:
+            def closure(xb=xb, yb=yb):
+                opt.zero_grad()
+                loss = fn(model(xb), yb)
+                loss.backward()
+                return loss
+            opt.step(closure)
+        else:
+            opt.zero_grad()
+            loss = fn(model(xb), yb)
+            loss.backward(create_graph=info.create_graph)
+            opt.step()
+            if sched is not None:
+                sched.step()

@@ -113,7 +113,8 @@ def _merge(group: list) -> list:
         if isinstance(f, Flat):
             merged.append(Flat(f.name, torch.cat([x.j for x in fs]), f.index))
         else:
-            merged.append(Gram(f.name, torch.cat([x.a for x in fs]), torch.cat([x.g for x in fs]), f.w_index, f.b_index))
+            merged.append(Gram(f.name, torch.cat([x.a for x in fs]), torch.cat([x.g for x in fs]), f.w_index,
+                               f.b_index))
     return merged
 
 

@@ -17,5 +17,5 @@ from .outputs import Outputs
 from .provenance import write_manifest
 from .tables import save_table, to_markdown
 
-__all__ = ["KINDS", "VERDICTS", "Ledger", "Outputs", "Row", "Threshold", "counts", "build_claims_md", "claims_md_text", "load_claims", "savefig",
-           "save_table", "to_markdown", "use_style", "write_manifest"]
+__all__ = ["KINDS", "VERDICTS", "Ledger", "Outputs", "Row", "Threshold", "counts", "build_claims_md", "claims_md_text",
+           "load_claims", "savefig", "save_table", "to_markdown", "use_style", "write_manifest"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from .. import _io, data, paths
 from .outputs import Outputs
 
+
 def datasets_of(cfg) -> list[str]:
     """The dataset names a study config reads: its fields named ``dataset`` or ``*_dataset``, in field order."""
     if cfg is None or not dataclasses.is_dataclass(cfg):
@@ -121,8 +122,9 @@ def write_manifest(out: Outputs, study: str, profile: str, seeds, config=None, e
 
     Also: the hardware (``machine``: CPU model, cores, RAM, GPU), torch's build and the
     thread count it ran with (``torch_build``; ``make reproduce`` pins it through
-    ``THREADS``), and the sha256 of every data file the config reads (``data_hashes``). Nothing time-dependent is written, so a rerun on the same
-    machine leaves identical bytes: wall times go to ``timings.json`` (written by the runner).
+    ``THREADS``), and the sha256 of every data file the config reads (``data_hashes``). Nothing
+    time-dependent is written, so a rerun on the same machine leaves identical bytes: wall times go
+    to ``timings.json`` (written by the runner).
     """
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
     doc = {

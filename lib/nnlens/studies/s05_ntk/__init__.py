@@ -12,10 +12,21 @@ The notebook imports this package as ``study`` and calls the names below.
 from .claims import claims
 from .config import PROFILES, Study05
 from .figures import plot_projection, plot_scaling
-from .runs import (SECTIONS, bench_ready, config_id, layerwise_memory, limit_checks, load_bench, projection_cost, projection_error,
-                   summary, table)
+from .runs import (
+    SECTIONS,
+    bench_ready,
+    config_id,
+    layerwise_memory,
+    limit_checks,
+    load_bench,
+    projection_cost,
+    projection_error,
+    summary,
+    table,
+)
 
 BENCHMARK = "ntk"   # benchmarks/ntk.py writes bench/ntk.csv, which the notebook reads; the runner runs it first
 
-__all__ = ["BENCHMARK", "PROFILES", "SECTIONS", "Study05", "bench_ready", "claims", "config_id", "layerwise_memory", "limit_checks", "load_bench",
-           "plot_projection", "plot_scaling", "projection_cost", "projection_error", "summary", "table"]
+__all__ = ["BENCHMARK", "PROFILES", "SECTIONS", "Study05", "bench_ready", "claims", "config_id", "layerwise_memory",
+           "limit_checks", "load_bench", "plot_projection", "plot_scaling", "projection_cost", "projection_error",
+           "summary", "table"]

@@ -29,7 +29,7 @@ class Study05:
     big_width: int = 512                      # its MLP: 784 -> big_depth x big_width -> 10
     big_depth: int = 3
     baseline_max_n: int = 128                 # baselines run at most this N; longer ones are scaled by block pairs
-    baseline_direct_n: int = 256              # the pNTK baseline also measured directly here (0 = skip) to validate the scaling
+    baseline_direct_n: int = 256              # the pNTK baseline also timed directly here (0 = skip): checks scaling
     baseline_block: int = 32                  # Jacobian block of the baselines
     autodiff_max_n: int = 250                 # ntk.kernel(method="autodiff") in the N sweep only up to this N
     agree_n: int = 32                         # inputs of the autodiff/structured agreement check
