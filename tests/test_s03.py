@@ -290,3 +290,12 @@ def test_matched_epochs_is_the_first_epoch_at_the_target_loss_or_the_cap():
     assert 0 < first <= 30
     assert s03_mlp.matched_epochs(spec, flat, reg, cfg, target) == first
     assert s03_mlp.matched_epochs(spec, flat, reg, cfg, -1.0) == cap
+
+
+def test_kappa_sweep_scales_one_step_linearly_in_kappa():
+    cfg = profiles.load("03", "smoke", n=60, d=20, h=30, seeds=1, kappa_sweep=(1.0, 3.0))
+    sw = S.kappa_sweep(cfg)
+    assert sw["kappa"].tolist() == S.kappas(cfg) == [1.0, 3.0, round((20 * 30) ** 0.25, 2)]
+    rel = sw.set_index("kappa")["dW_fro_rel"]
+    assert rel[3.0] == pytest.approx(3 * rel[1.0], rel=1e-6)
+    assert (sw["n_created"] <= sw["n_outliers"]).all() and sw["p_align"].between(0, 1).all()

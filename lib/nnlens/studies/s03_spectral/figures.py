@@ -65,7 +65,7 @@ def plot_esd(esd: dict, ratio: float, title: str, sigma2: float = 1.0, edge: flo
     handles = {lab: h for a in np.atleast_1d(axes) for h, lab in zip(*a.get_legend_handles_labels(), strict=True)}
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     n_seeds = len(next(iter(esd.values())))
-    fig.suptitle(f"{title} ({_plural(n_seeds, 'seed')} pooled)")
+    fig.suptitle(f"{title} ({'one seed' if n_seeds == 1 else f'{n_seeds} seeds pooled'})")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
@@ -95,7 +95,7 @@ def plot_kernel_spectra(esd: dict):
         axes[0, j].loglog(r, np.median(e0[:, keep], 0), "k--", lw=1.2, zorder=10, label="init")
         axes[1, j].axhline(1, color="k", ls="--", lw=1, zorder=10)
         axes[0, j].set(title=f"{k.upper()} spectrum on the training set", ylabel="eigenvalue")
-        axes[1, j].set(xscale="log", yscale="log", xlabel="rank", ylabel="final / initial eigenvalue at that rank")
+        axes[1, j].set(xscale="log", xlabel="rank", ylabel="final / initial eigenvalue")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle(f"Kernel spectra, median over {_plural(n_seeds, 'seed')} (band: their range)")
@@ -147,8 +147,9 @@ def plot_dynamics(curves: pd.DataFrame, dyn: pd.DataFrame):
     for ax, col, lab in ((axes[0, 0], "train_loss", "train MSE"), (axes[0, 1], "test_loss", "test MSE (network)"),
                          (axes[0, 2], "lambda1", "λ1 of WᵀW / h")):
         sns.lineplot(data=c.dropna(subset=[col]), x="epoch", y=col, hue="regime", palette=pal, errorbar="sd", ax=ax,
-                     legend=False, marker=".", markersize=4)
+                     legend=False)
         ax.set(yscale="log", title=lab, ylabel=lab)
+        _log_ticks(ax, "y", c[col])
     cat = c[(c["regime"] == NAMES["gd_large"]) & c["ntk_top"].notna()] if "ntk_top" in c else c.iloc[:0]
     ax = axes[1, 0]
     if len(cat):
@@ -157,6 +158,8 @@ def plot_dynamics(curves: pd.DataFrame, dyn: pd.DataFrame):
         ax.axhline(float((cat["n"] / cat["lr"]).mean()), color="k", ls=":", lw=1, label="n / η (stability limit)")
         ax.legend(fontsize=7)
     ax.set(title="catapult run: NTK top eigenvalue", yscale="log", ylabel="λmax(NTK)")
+    if len(cat):
+        _log_ticks(ax, "y", list(cat["ntk_top"]) + [float((cat["n"] / cat["lr"]).mean())])
     for ax, col, lab in ((axes[1, 1], "p_out_beta", "‖P_out β‖ (outlier subspace)"),
                          (axes[1, 2], "ntk_distance", "NTK distance from init")):
         sns.lineplot(data=d, x="epoch", y=col, hue="regime", palette=pal, marker="o", errorbar="sd", ax=ax,
@@ -176,8 +179,9 @@ def plot_kappa_sweep(sweep: pd.DataFrame, d: int, kappa: float, q: float = 0.99)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     m = sweep.groupby("kappa").agg(["mean", "std"]).fillna(0)
     x = m.index.values
-    for col, lab, mk in (("n_outliers", "outliers above the edge", "o"), ("n_created", "created by the step", "s")):
-        axes[0].errorbar(x, m[(col, "mean")], yerr=m[(col, "std")], marker=mk, capsize=3, label=lab)
+    for col, lab, mk, ls in (("n_outliers", "outliers above the edge", "o", "-"),
+                             ("n_created", "created by the step", "x", "--")):
+        axes[0].errorbar(x, m[(col, "mean")], yerr=m[(col, "std")], marker=mk, ls=ls, capsize=3, label=lab)
     axes[0].set(xscale="log", ylabel="number of outliers", title="outlier eigenvalues after one step")
     null = [np.sqrt(stats.beta.ppf(q, k / 2, (d - k) / 2)) if k >= 1 else np.nan
             for k in np.maximum(np.round(m[("n_outliers", "mean")].values), 0)]
@@ -189,7 +193,8 @@ def plot_kappa_sweep(sweep: pd.DataFrame, d: int, kappa: float, q: float = 0.99)
         ax.axvline(kappa, color="0.5", lw=1, ls="--")
         ax.axvline(x.max(), color="0.5", lw=1, ls="-.")
         ax.set(xlabel="κ  (‖ΔW‖op = κ (hd)^¼)")
-        _log_ticks(ax, "x", x)
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(f"One-step κ sweep, {sweep['seed'].nunique()} seeds (dashed: κ = {kappa:g}; dash-dot: (hd)^¼)")
     fig.tight_layout()
