@@ -13,6 +13,7 @@ from matplotlib.lines import Line2D
 from scipy import stats
 
 from ... import spectra
+from .claims import ks_excess
 
 NAMES = {"gd_small": "GD small", "sgd_small": "SGD small", "gd_large": "GD 1.5x edge (catapult)",
          "one_step": "one large step (spike)", "adam": "Adam", "gd_small_matched": "GD small, on to the others' loss"}
@@ -117,15 +118,12 @@ def plot_ladder(ladder: pd.DataFrame):
         _log_ticks(ax, "x", ks)
         _log_ticks(ax, "y", ladder[c])
     ax = axes[3]
-    excess = {"W": ladder["bulk_ks"] - ladder["bulk_ks_null"] - 1 / ladder["d"],
-              "CK": ladder["ck_ks"] - ladder["ck_ks_null"] - 1 / ladder["n"],
-              "NTK": ladder["ntk_ks"] - ladder["ntk_ks_null"] - 1 / ladder["n"]}
-    for m, v in excess.items():
+    for m, v in ks_excess(ladder).items():
         for reg, part in ladder.assign(v=v).groupby("regime"):
             worst = part.groupby("k")["v"].max()
             ax.plot(worst.index, worst.values, STYLES[m], marker="o", ms=3, color=COLORS[reg])
     ax.axhline(0, color="k", lw=1)
-    ax.set(xscale="log", xlabel="k  ((n, d, h) = k × base)", ylabel="KS − (coupled null + 1/N)",
+    ax.set(xscale="log", xlabel="k  ((n, d, h) = k × base)", ylabel="KS − (pooled coupled null + 1/N)",
            title="bulk KS over its null (worst seed)")
     _log_ticks(ax, "x", ks)
     regs = [Line2D([], [], color=COLORS[r], marker="o", label=NAMES[r]) for r in sorted(ladder["regime"].unique())]
