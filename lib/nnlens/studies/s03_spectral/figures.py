@@ -41,7 +41,7 @@ def plot_esd(esd: dict, ratio: float, title: str, sigma2: float = 1.0, edge: flo
     MP density of the init and the outlier edge (dotted; default 1.05 λ+); outliers marked per seed."""
     lo, hi = spectra.mp_edges(ratio, sigma2)
     cut = hi * 1.05 if edge is None else edge
-    fig, axes = plt.subplots(1, len(esd), figsize=(3.1 * len(esd), 3.2), sharey=True)
+    fig, axes = plt.subplots(1, len(esd), figsize=(3.3 * len(esd), 3.6), sharey=True)
     for ax, (name, runs) in zip(np.atleast_1d(axes), esd.items(), strict=True):
         top = max(r["W"][-1] for r in runs)
         bins = np.linspace(0, max(hi * 1.1, top * 1.05), 60)            # wide enough to show every outlier
@@ -58,7 +58,7 @@ def plot_esd(esd: dict, ratio: float, title: str, sigma2: float = 1.0, edge: flo
             ax.plot(out, np.full(len(out), 0.04 + 0.05 * i), "v", color="C3", ms=4,
                     label="outliers (one row per seed)" if i == 0 and len(out) else None)
         per = ", ".join(str(c) for c in counts)
-        ax.set(title=f"{NAMES.get(name, name)}\nλ1 = {np.mean([r['W'][-1] for r in runs]):.3g}; "
+        ax.set(title=f"{NAMES.get(name, name)}\nmean λ1 = {np.mean([r['W'][-1] for r in runs]):.3g}\n"
                      f"{_plural(counts[0], 'outlier') if len(runs) == 1 else 'outliers per seed: ' + per}",
                xlabel="eigenvalue of WᵀW / h")
     first = np.atleast_1d(axes)[0]
@@ -123,7 +123,7 @@ def plot_ladder(ladder: pd.DataFrame):
             worst = part.groupby("k")["v"].max()
             ax.plot(worst.index, worst.values, STYLES[m], marker="o", ms=3, color=COLORS[reg])
     ax.axhline(0, color="k", lw=1)
-    ax.set(xscale="log", xlabel="k  ((n, d, h) = k × base)", ylabel="KS − (pooled coupled null + 1/N)",
+    ax.set(xscale="log", xlabel="k  ((n, d, h) = k × base)", ylabel="KS − (null + 1/N)",
            title="bulk KS over its null (worst seed)")
     _log_ticks(ax, "x", ks)
     regs = [Line2D([], [], color=COLORS[r], marker="o", label=NAMES[r]) for r in sorted(ladder["regime"].unique())]
@@ -136,7 +136,7 @@ def plot_ladder(ladder: pd.DataFrame):
 
 def plot_dynamics(curves: pd.DataFrame, dyn: pd.DataFrame):
     """Per epoch: train and test MSE, λ1 of WᵀW/h, the NTK's top eigenvalue early on (with n/η of the
-    catapult run); per snapshot: ‖P_out β‖ and NTK distance. Mean ± sd over seeds; the one-step run
+    catapult run); per snapshot: ‖P_out β‖ and NTK distance. Mean over seeds, band = their range; the one-step run
     is its two points (epochs 0 and 1)."""
     pal = {NAMES[k]: v for k, v in COLORS.items()}
     c = curves.assign(regime=curves["regime"].map(NAMES))
@@ -144,14 +144,14 @@ def plot_dynamics(curves: pd.DataFrame, dyn: pd.DataFrame):
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.6))
     for ax, col, lab in ((axes[0, 0], "train_loss", "train MSE"), (axes[0, 1], "test_loss", "test MSE (network)"),
                          (axes[0, 2], "lambda1", "λ1 of WᵀW / h")):
-        sns.lineplot(data=c.dropna(subset=[col]), x="epoch", y=col, hue="regime", palette=pal, errorbar="sd", ax=ax,
-                     legend=False)
+        sns.lineplot(data=c.dropna(subset=[col]), x="epoch", y=col, hue="regime", palette=pal, errorbar=("pi", 100),
+                     ax=ax, legend=False)
         ax.set(yscale="log", title=lab, ylabel=lab)
         _log_ticks(ax, "y", c[col])
     cat = c[(c["regime"] == NAMES["gd_large"]) & c["ntk_top"].notna()] if "ntk_top" in c else c.iloc[:0]
     ax = axes[1, 0]
     if len(cat):
-        sns.lineplot(data=cat, x="epoch", y="ntk_top", errorbar="sd", ax=ax, color=COLORS["gd_large"],
+        sns.lineplot(data=cat, x="epoch", y="ntk_top", errorbar=("pi", 100), ax=ax, color=COLORS["gd_large"],
                      label="λmax(NTK)")
         ax.axhline(float((cat["n"] / cat["lr"]).mean()), color="k", ls=":", lw=1, label="n / η (stability limit)")
         ax.legend(fontsize=7)
@@ -160,12 +160,12 @@ def plot_dynamics(curves: pd.DataFrame, dyn: pd.DataFrame):
         _log_ticks(ax, "y", list(cat["ntk_top"]) + [float((cat["n"] / cat["lr"]).mean())])
     for ax, col, lab in ((axes[1, 1], "p_out_beta", "‖P_out β‖ (outlier subspace)"),
                          (axes[1, 2], "ntk_distance", "NTK distance from init")):
-        sns.lineplot(data=d, x="epoch", y=col, hue="regime", palette=pal, marker="o", errorbar="sd", ax=ax,
+        sns.lineplot(data=d, x="epoch", y=col, hue="regime", palette=pal, marker="o", errorbar=("pi", 100), ax=ax,
                      legend=False)
         ax.set(title=lab, ylabel=lab)
     regs = [Line2D([], [], color=COLORS[r], marker="o", label=NAMES[r]) for r in curves["regime"].unique()]
     fig.legend(handles=regs, loc="lower center", ncol=len(regs), fontsize=8, frameon=False)
-    fig.suptitle(f"Two-layer training dynamics, mean ± sd over {curves['seed'].nunique()} seeds")
+    fig.suptitle(f"Two-layer training dynamics, mean over {curves['seed'].nunique()} seeds (band: their range)")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
