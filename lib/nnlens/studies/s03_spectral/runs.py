@@ -87,12 +87,12 @@ def _regimes(cfg: Study03, edge: float, adam_lr: float | None, batch: int, spike
 
 
 def measure(run: R.Run, tdata: dict, cfg: Study03, null: dict | None = None, full: bool = True,
-            kernel_null_draws: int = 0) -> tuple[dict, pd.DataFrame, dict]:
+            kernel_null_draws: int = 0, w_null: bool = True) -> tuple[dict, pd.DataFrame, dict]:
     """(final row, per-snapshot frame, final eigenvalues) of one run.
 
     Per snapshot: λ1, outliers above the shape's edge (``outlier_edge``), ‖P_out β‖ and its p-value,
     ‖ΔW‖, CK / NTK distance from init. At the end also the kernels' bulks against their initial ESDs,
-    the coupled KS nulls (W always, the kernels with ``kernel_null_draws`` > 0), the heavy-tail tests
+    the coupled KS nulls (W's with ``w_null``, the kernels' with ``kernel_null_draws`` > 0), the heavy-tail tests
     (when ``null`` is given) and, with ``full``, the refit test error.
     Eigenvalues: {"W0", "W", "ck0", "ck", "ntk0", "ntk"}.
     """
@@ -111,8 +111,8 @@ def measure(run: R.Run, tdata: dict, cfg: Study03, null: dict | None = None, ful
     row = {**snaps[-1], "lr": run.regime.lr, "diverged": run.diverged,
            "train_loss": float(curves["train_loss"].iloc[-1]), "test_loss": float(curves["test_loss"].iloc[-1])}
     row.pop("epoch")
-    row.update(R.ks_nulls(run.W[0], a, x, row["dW_fro"], cfg.activation, cut, cfg.ks_null_draws, kernel_null_draws,
-                          run.seed))
+    row.update(R.ks_nulls(run.W[0], a, x, row["dW_fro"], cfg.activation, cut, cfg.ks_null_draws if w_null else 0,
+                          kernel_null_draws, run.seed))
     eig = {"W0": spectra.weight_esd(run.W[0])[0], "W": spectra.weight_esd(run.W[-1])[0]}
     for name, K0, K1 in (("ck", ck0, ck), ("ntk", ntk0, ntk)):
         eig[f"{name}0"], eig[name] = spectra.kernel_eigs(K0), spectra.kernel_eigs(K1)
@@ -166,7 +166,7 @@ def tune_adam(cfg: Study03, null: dict | None = None) -> tuple[float, pd.DataFra
         err = R.refit_error(run.W[-1], tdata, cfg.activation, split="val") if not run.diverged else math.inf
         row = {"lr": lr, "val_error": err, "diverged": run.diverged}
         if null is not None and not run.diverged:
-            m = measure(run, tdata, cfg, null, full=False)[0]
+            m = measure(run, tdata, cfg, null, full=False, w_null=False)[0]
             row.update({k: m[k] for k in ("n_outliers", "W_alpha", "W_null_q", "W_n_tail", "W_llr", "W_p", "W_heavy",
                                           "ck_heavy", "ntk_heavy", "ck_distance", "ntk_distance")})
         rows.append(row)

@@ -185,10 +185,11 @@ def ks_nulls(W0, a, x, dW_fro: float, activation: str, edge: float, draws: int, 
              seed: int) -> dict:
     """The coupled nulls of the bulk KS of W, CK and NTK: the largest KS over random perturbations E of W0
     with ‖E‖_F = ‖ΔW‖_F (``spectra.coupled_ks_null``; ``draws`` for W, ``kernel_draws`` for the
-    kernels, 0 skips them, NaN). The cuts match the measured ones: W's outlier ``edge``, 1.05 λmax of
+    kernels; 0 skips one, NaN). The cuts match the measured ones: W's outlier ``edge``, 1.05 λmax of
     the initial kernel."""
     W0 = torch.as_tensor(W0, dtype=torch.float64)
-    row = {"bulk_ks_null": float(spectra.coupled_ks_null(W0, dW_fro, draws, seed, edge=edge).max())}
+    row = {"bulk_ks_null": float(spectra.coupled_ks_null(W0, dW_fro, draws, seed, edge=edge).max()) if draws > 0
+           else math.nan}
     for i, name in enumerate(("ck", "ntk")):
         if kernel_draws <= 0:
             row[f"{name}_ks_null"] = math.nan
