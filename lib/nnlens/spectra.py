@@ -17,6 +17,13 @@ Normalization used throughout (numpy in, numpy or float out):
   heavy-tail exponent of Martin & Mahoney (2021, WeightWatcher).
   ``gaussian_null_alphas``: the same fit on Gaussian matrices of a given shape,
   the null a heavy-tail verdict is judged against.
+- ``gaussian_top_quantile``: a quantile of the top eigenvalue of the ESD of a Gaussian
+  matrix of a given shape (finite-size edge), simulated in O(d) per draw with the
+  bidiagonal model of the Laguerre ensemble (Dumitriu & Edelman 2002).
+- ``coupled_ks_null``: the bulk KS between a matrix's ESD and that of the same matrix
+  after a random perturbation of a given Frobenius norm (the null of "the bulk did not move").
+- ``subspace_alignment_p``: the p-value of ‖P β‖² for a uniformly random k-dimensional
+  subspace of R^d, whose law is Beta(k/2, (d-k)/2).
 - ``outliers`` / ``top_alignment``: eigenvalues beyond the MP edge and the
   overlap of the top eigenvector with a direction (Baik, Ben Arous & Péché 2005;
   Ba et al. 2022 for the spike after one large gradient step).
@@ -27,12 +34,13 @@ Normalization used throughout (numpy in, numpy or float out):
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import stats
+from scipy import linalg, stats
 
 from .models import ACTIVATIONS
 
@@ -111,6 +119,59 @@ def norms(W, W0, w0_norms: dict | None = None) -> dict:
     if w0_norms is None:
         w0_norms = {"W0_op": float(np.linalg.norm(W0, 2)), "W0_fro": float(np.linalg.norm(W0))}
     return {"dW_op": float(np.linalg.norm(dW, 2)), "dW_fro": float(np.linalg.norm(dW)), **w0_norms}
+
+
+@functools.lru_cache(maxsize=64)
+def gaussian_top_quantile(shape: tuple[int, int], q: float = 0.99, draws: int = 2000, seed: int = 0) -> float:
+    """The ``q`` quantile of the top eigenvalue of ``weight_esd(W)`` for W (h, d) with i.i.d. N(0, 1)
+    entries, over ``draws`` simulated matrices: the finite-size edge an outlier must clear.
+
+    Each draw is exact in law and costs O(min(h, d)): the eigenvalues of XᵀX (X m x p Gaussian,
+    m >= p) are those of B Bᵀ, B the p x p lower-bidiagonal matrix with diagonal χ_{m}, χ_{m-1}, ...,
+    χ_{m-p+1} and subdiagonal χ_{p-1}, ..., χ_1 (Dumitriu & Edelman 2002, β = 1); its top
+    eigenvalue comes from LAPACK's tridiagonal bisection. Tested against dense draws.
+    """
+    m, p = max(shape), min(shape)
+    rng = np.random.default_rng(seed)
+    dfs_diag = m - np.arange(p)                                        # (p,)
+    dfs_sub = p - 1 - np.arange(p - 1)                                 # (p-1,)
+    tops = np.empty(draws)
+    for i in range(draws):
+        a = np.sqrt(rng.chisquare(dfs_diag))
+        b = np.sqrt(rng.chisquare(dfs_sub)) if p > 1 else np.zeros(0)
+        diag = a ** 2 + np.concatenate([[0.0], b ** 2])               # B Bᵀ: tridiagonal
+        off = a[:-1] * b
+        tops[i] = linalg.eigvalsh_tridiagonal(diag, off, select="i", select_range=(p - 1, p - 1))[0]
+    return float(np.quantile(tops / m, q))
+
+
+def coupled_ks_null(W0, fro: float, draws: int, seed: int = 0, esd=None, edge: float | None = None) -> np.ndarray:
+    """Bulk KS between ``esd(W0)`` and ``esd(W0 + E)`` for ``draws`` Gaussian E scaled to ‖E‖_F = ``fro``.
+
+    The null of "training moved the bulk no more than a random change of the same size would": a
+    measured change ΔW is compared with isotropic noise of its own Frobenius norm. ``esd`` (default
+    ``weight_esd``) maps a weight matrix to eigenvalues (a kernel built from it, for CK / NTK);
+    eigenvalues above ``edge`` are dropped from both sides (``bulk_ks``).
+    """
+    W0 = torch.as_tensor(W0, dtype=torch.float64)
+    esd = esd or (lambda W: weight_esd(W)[0])
+    e0 = esd(W0)
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(draws):
+        E = torch.randn(*W0.shape, generator=g, dtype=torch.float64)
+        out.append(bulk_ks(e0, esd(W0 + E * (fro / float(E.norm()))), edge))
+    return np.asarray(out)
+
+
+def subspace_alignment_p(p_out: float, k: int, d: int) -> float:
+    """P(‖P β‖ >= ``p_out``) for the projection P on a uniformly random k-dimensional subspace of R^d
+    and a unit β: ‖P β‖² ~ Beta(k/2, (d - k)/2). 1 when k = 0 (no subspace, nothing to align)."""
+    if k <= 0:
+        return 1.0
+    if k >= d:
+        return 1.0
+    return float(stats.beta.sf(float(p_out) ** 2, k / 2, (d - k) / 2))
 
 
 # ------------------------------------------------------------------ heavy tails

@@ -18,11 +18,12 @@ class Study03:
     "large" = 1.5x (mid catapult window 1x-2x, Lewkowycz et al. 2020: the catapult regime).
     The edge is Θ(n) in this parametrization (N(0, 1) weights, Wx/√d), i.e. a step Θ(1) in the
     paper's units (``studies.s03_runs``). The spike regime is one full-batch step of size
-    spike_kappa (hd)^¼ / ‖∇W L(W0)‖op (Ba et al. 2022). Adam's lr is chosen on ``adam_lrs`` by
+    spike_kappa (hd)^¼ / ‖∇W L(W0)‖op: Ba et al. 2022's η = Θ(1) scaling with a large constant, not their
+    η = Θ(√N) step (κ = (hd)^¼, run in the κ sweep). Adam's lr is chosen on ``adam_lrs`` by
     validation error. The width ladder trains (n, d, h) x k / max(ladder) for k in ``ladder``.
     """
 
-    n: int = 800                      # training samples (teacher data; validation, refit and test sets of the same size)
+    n: int = 800                      # training samples (teacher data; validation, refit, test sets of the same size)
     d: int = 400                      # input dimension
     h: int = 600                      # hidden width (only W is trained; a stays at init)
     noise: float = 0.1
@@ -32,12 +33,17 @@ class Study03:
     epochs: int = 100                 # passes over the data (1 GD step, n/batch SGD/Adam steps each)
     lr_small: float = 0.05            # × edge of stability
     lr_large: float = 1.5             # × edge of stability (catapult regime)
-    spike_kappa: float = 3.0          # one-step spike: ‖ΔW‖op = kappa (hd)^¼ (Ba et al. 2022)
+    spike_kappa: float = 3.0          # one-step spike: ‖ΔW‖op = kappa (hd)^¼ (Ba et al. 2022's η = Θ(1) scaling)
+    kappa_sweep: tuple = (1.0, 1.5, 2.0, 3.0, 5.0, 10.0)   # one-step sweep; (hd)^¼ (their η = Θ(√N) step) is added
     sgd_batch: int = 64               # mini-batch of SGD and Adam at the top size (scaled with k on the ladder)
-    adam_lrs: tuple = (0.001, 0.01, 0.1)   # Adam's lr grid, chosen by validation error (refit readout)
+    adam_lrs: tuple = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1)  # Adam's lr grid, chosen by validation error (refit
+                                      # readout); wide enough that the choice is interior
     seeds: int = 3                    # seeds (data, teacher direction, init, batch order): seed, seed+1, ...
     ladder: tuple = (1, 2, 4, 8)      # width ladder multipliers; the largest is (n, d, h)
     null_draws: int = 20              # Gaussian matrices behind the heavy-tail null
+    edge_draws: int = 2000            # simulated Gaussian matrices per shape behind the outlier edge (99% quantile)
+    ks_null_draws: int = 20           # coupled-null draws of W's bulk KS per run (kernels: ks_null_kernel_draws)
+    ks_null_kernel_draws: int = 4     # coupled-null draws of the CK / NTK bulk KS per small-step run
     snapshots: int = 5
     fine_ntk_epochs: int = 40         # epochs with the NTK's top eigenvalue recorded (the catapult's window)
     mlp_dataset: str = "digits"
@@ -50,7 +56,8 @@ class Study03:
 
 
 PROFILES: dict[str, dict] = {
-    "smoke": dict(n=200, d=100, h=150, epochs=20, snapshots=2, seeds=2, ladder=(1, 2), adam_lrs=(0.01, 0.1),
+    "smoke": dict(n=200, d=100, h=150, epochs=20, snapshots=2, seeds=2, ladder=(1, 2), adam_lrs=(0.001, 0.01, 0.1),
+                  kappa_sweep=(1.0, 3.0), edge_draws=500, ks_null_draws=5, ks_null_kernel_draws=2,
                   null_draws=20, fine_ntk_epochs=10, mlp_n_train=400, mlp_width=64, mlp_epochs=10,
                   mlp_n_kernel=100),
     "default": {},

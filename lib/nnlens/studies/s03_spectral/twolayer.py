@@ -23,10 +23,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ... import data as data_mod, models, spectra, train, utils
+from ... import data as data_mod
+from ... import models, spectra, train, utils
 
-EDGE_MARGIN = 0.05      # an outlier lies above (1 + 5%) x the bulk edge: the top eigenvalue of a Gaussian
-                        # W fluctuates by O(d^-2/3) ~ 2% of the edge at d = 400 (Tracy-Widom scale)
+EDGE_MARGIN = 0.05      # kernels (no closed-form edge) and the MLP's first layer: an eigenvalue above 1.05 x the
+                        # initial top one / the MP edge is outside the bulk; W's outliers use a simulated edge
 
 
 @dataclass(frozen=True)
@@ -144,46 +145,62 @@ def snapshot_epochs(epochs: int, snapshots: int) -> list[int]:
 
 
 # ------------------------------------------------------------------ measurements
-def out_projection(W, beta, edge: float, margin: float = EDGE_MARGIN) -> tuple[int, float]:
-    """(k, ‖P_out β‖): the number of eigenvalues of WᵀW/h above (1 + margin) x ``edge`` and the norm of
-    the projection of the unit β on their eigenvectors (W's outlier right-singular subspace)."""
-    W = torch.as_tensor(W, dtype=torch.float64)
-    evals, evecs = torch.linalg.eigh(W.T @ W / W.shape[0])            # (d,), (d, d) ascending
-    out = evals > edge * (1 + margin)
-    b = torch.as_tensor(beta, dtype=torch.float64)
-    return int(out.sum()), float((evecs[:, out].T @ (b / b.norm())).norm())
+def weight_row(W, W0, beta, edge: float | None = None) -> dict:
+    """Spectrum of eig(WᵀW/h), outliers above ``edge``, alignment with β, ‖ΔW‖ (one snapshot's row).
 
-
-def weight_row(W, W0, beta) -> dict:
-    """Spectrum of eig(WᵀW/h) against MP(d/h, 1), outliers, bulk KS to W0's, alignment, ‖ΔW‖ (snapshot row).
-
-    One eigendecomposition of WᵀW/h (d <= h) gives the ESD, the outliers, their eigenvectors and the
-    top one (the same numbers as ``spectra.weight_esd`` / ``top_alignment``, without three SVDs).
+    ``edge`` (default: ``spectra.gaussian_top_quantile`` of W's shape, the 99% quantile of the top
+    eigenvalue of a Gaussian matrix of that shape) separates outliers from the bulk; ``n_created``
+    counts the outliers training added to those of the initial spectrum, ``p_align`` is the p-value of
+    ‖P_out β‖ against a random subspace of the same dimension. One eigendecomposition of WᵀW/h (d <= h)
+    gives the ESD, the outliers, their eigenvectors and the top one.
     """
     W, W0 = torch.as_tensor(W, dtype=torch.float64), torch.as_tensor(W0, dtype=torch.float64)
     h, d = W.shape
     if d > h:
         raise ValueError(f"weight_row needs d <= h, got W of shape {(h, d)}")
+    edge = spectra.gaussian_top_quantile((h, d)) if edge is None else edge
     evals, evecs = torch.linalg.eigh(W.T @ W / h)                     # ascending
     eigs = evals.clamp_min(0).numpy()
     eigs0 = torch.linalg.eigvalsh(W0.T @ W0 / h).clamp_min(0).numpy()
-    hi = spectra.mp_edges(d / h)[1]
     b = torch.as_tensor(beta, dtype=torch.float64)
     b = b / b.norm()
-    out = evals > hi * (1 + EDGE_MARGIN)
+    out = evals > edge
+    n_out, n_out0 = int(out.sum()), int(np.sum(eigs0 > edge))
+    p_out = float((evecs[:, out].T @ b).norm())
     dW = W - W0
     dvals, dvecs = torch.linalg.eigh(dW.T @ dW)                        # (d, d): ΔW's right singular vectors
     dW_op = math.sqrt(max(float(dvals[-1]), 0.0))
     dW_fro = float(dW.norm())
     W0_op, W0_fro = math.sqrt(float(eigs0[-1]) * h), float(W0.norm())
-    return {"lambda1": float(eigs[-1]), "mp_edge": hi, "n_outliers": int(out.sum()),
-            "n_outliers0": int(np.sum(eigs0 > hi * (1 + EDGE_MARGIN))),
-            "p_out_beta": float((evecs[:, out].T @ b).norm()),
-            "bulk_ks": spectra.bulk_ks(eigs0, eigs, hi * (1 + EDGE_MARGIN)),
+    return {"lambda1": float(eigs[-1]), "mp_edge": spectra.mp_edges(d / h)[1], "edge": edge, "n_outliers": n_out,
+            "n_outliers0": n_out0, "n_created": max(0, n_out - n_out0), "p_out_beta": p_out,
+            "p_align": spectra.subspace_alignment_p(p_out, n_out, d), "bulk_ks": spectra.bulk_ks(eigs0, eigs, edge),
             "alignment": float(abs(evecs[:, -1] @ b)),
-            "dW_alignment": float(abs(dvecs[:, -1] @ b)) if dW_op > 0 else 0.0, "dW_op": dW_op, "dW_fro": dW_fro, "W0_op": W0_op,
-            "W0_fro": W0_fro, "dW_op_sqrt_h": dW_op / math.sqrt(h), "dW_fro_sqrt_h": dW_fro / math.sqrt(h),
-            "dW_fro_rel": dW_fro / W0_fro}
+            "dW_alignment": float(abs(dvecs[:, -1] @ b)) if dW_op > 0 else 0.0, "dW_op": dW_op, "dW_fro": dW_fro,
+            "W0_op": W0_op, "W0_fro": W0_fro, "dW_op_sqrt_h": dW_op / math.sqrt(h),
+            "dW_fro_sqrt_h": dW_fro / math.sqrt(h), "dW_fro_rel": dW_fro / W0_fro}
+
+
+def ks_nulls(W0, a, x, dW_fro: float, activation: str, edge: float, draws: int, kernel_draws: int,
+             seed: int) -> dict:
+    """The coupled nulls of the bulk KS of W, CK and NTK: the largest KS over random perturbations E of W0
+    with ‖E‖_F = ‖ΔW‖_F (``spectra.coupled_ks_null``; ``draws`` for W, ``kernel_draws`` for the
+    kernels; 0 skips one, NaN). The cuts match the measured ones: W's outlier ``edge``, 1.05 λmax of
+    the initial kernel."""
+    W0 = torch.as_tensor(W0, dtype=torch.float64)
+    row = {"bulk_ks_null": float(spectra.coupled_ks_null(W0, dW_fro, draws, seed, edge=edge).max()) if draws > 0
+           else math.nan}
+    for i, name in enumerate(("ck", "ntk")):
+        if kernel_draws <= 0:
+            row[f"{name}_ks_null"] = math.nan
+            continue
+
+        def esd(W, i=i):
+            return spectra.kernel_eigs(kernels(W, a, x, activation)[i])
+
+        cut = float(esd(W0)[-1]) * (1 + EDGE_MARGIN)
+        row[f"{name}_ks_null"] = float(spectra.coupled_ks_null(W0, dW_fro, kernel_draws, seed, esd, cut).max())
+    return row
 
 
 def kernels(W, a, x, activation: str) -> tuple[np.ndarray, np.ndarray]:
