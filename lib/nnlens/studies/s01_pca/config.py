@@ -13,7 +13,8 @@ from dataclasses import dataclass
 class Study01:
     """PCA surrogates and neural collapse (arXiv 2309.15328)."""
 
-    dataset: str = "clutter"          # "clutter" (digits on a cluttered 32x32 canvas) or "cifar10"
+    dataset: str = "clutter"          # any name data.load knows: "clutter" (digits on a cluttered 32x32 canvas),
+                                      # "cifar10", ...
     n_train: int = 1000               # training images (0 = all); 1000 (test acc ~0.72, raw kNN 0.43) rather than
                                       # 2000 (~0.88, 0.50) so that 3 seeds fit the 2-core budget
     n_test: int = 1000                # test images (0 = all)
@@ -29,6 +30,8 @@ class Study01:
     knn_k: int = 10                   # neighbours of the kNN probe
     svm_cs: tuple = (0.01, 0.1, 1.0)  # C grid of the linear SVM probe, chosen per layer by CV on train
     cv_folds: int = 3                 # stratified folds of that cross-validation
+    svm_all: bool = True              # 01.3: also fit the SVM on all (centred, standardized) features, so no probe
+                                      # is capped below all components
     pool: int = 0                     # conv taps average-pooled to pool x pool before PCA (0 = the full maps)
     collapse_tol: float = 0.02        # surrogates agree when max - min of kNN/NCC/SVM accuracy <= this
     nc1_onset: float = 1.0            # NC1-based onset: first layer from which NC1 stays <= this

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ... import paths, stats, sweeps, utils
+from . import variance
 from .config import Study04
 
 ALPHA = 0.05                 # significance level of every test (the paper's)
@@ -86,7 +87,9 @@ def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str
     read after every ``eval_every``-th epoch (``curve``); ``best_acc`` is its maximum (0 for
     points after a divergence), ``best_update`` the number of updates there, ``final_acc``
     its last point. Also: total ``updates``, ``finite`` final training loss, effective
-    ``batch``, the wall ``seconds`` of training and its ``cpu_seconds`` (the cost of the job).
+    ``batch``, the wall ``seconds`` of training and its ``cpu_seconds`` (the cost of the job); the
+    gradient evaluations per update (L-BFGS's line search spends several; 1 for the others) and, for
+    SophiaH, the mean share of clipped coordinates and of coordinates whose Hessian average is <= 0.
     """
     from ... import models, train
 
@@ -112,9 +115,13 @@ def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str
     bs = train.effective_batch(n, batch_size)
     steps = -(-n // bs)
     k = int(np.argmax(curve))
+    log = np.asarray(train.optimizer_log(optimizer), dtype=float)       # SophiaH's clip shares, L-BFGS's evaluations
+    clip = log.reshape(-1, 2).mean(0) if optimizer == "sophiah" and log.size else (math.nan, math.nan)
+    evals = float(log.mean()) if optimizer == "lbfgs" and log.size else 1.0
     return {"best_acc": max(curve), "final_acc": curve[-1], "best_update": (k + 1) * eval_every * steps,
             "updates": epochs * steps, "finite": bool(math.isfinite(h["train_loss"].iloc[-1])) and len(h) == epochs,
-            "batch": bs, "curve": curve, "seconds": float(h["seconds"].iloc[-1]), "cpu_seconds": cpu}
+            "batch": bs, "curve": curve, "seconds": float(h["seconds"].iloc[-1]), "cpu_seconds": cpu,
+            "grad_evals_per_update": evals, "clip_fraction": float(clip[0]), "hessian_nonpositive": float(clip[1])}
 
 
 # --------------------------------------------------------------------------- design
@@ -274,12 +281,14 @@ def run_grid(cfg, chosen: pd.DataFrame, *, store=None, address: str = "") -> pd.
 
 def cells(df: pd.DataFrame) -> pd.DataFrame:
     """Per (arm, optimizer, batch) cell: lr, updates, n, mean/sd/var of peak accuracy, mean final accuracy,
-    diverged runs and the mean CPU seconds of one training (its cost)."""
+    diverged runs, gradient evaluations per update, and SophiaH's clipped and non-positive-curvature shares.
+    (CPU seconds stay out: a published table must not change between reruns; ``cpu_seconds`` sums them.)"""
     return (df.groupby(["arm", "optimizer", "batch"], sort=False)
             .agg(lr=("lr", "first"), updates=("updates", "first"), n=(RESPONSE, "size"),
                  mean_best=(RESPONSE, "mean"), sd_best=(RESPONSE, "std"), var_best=(RESPONSE, "var"),
                  mean_final=("final_acc", "mean"), diverged=("finite", lambda f: int((~f.astype(bool)).sum())),
-                 cpu_s=("cpu_seconds", "mean"))
+                 grad_evals=("grad_evals_per_update", "mean"), clip_fraction=("clip_fraction", "mean"),
+                 hessian_nonpositive=("hessian_nonpositive", "mean"))
             .reset_index())
 
 
@@ -296,8 +305,10 @@ def analyze(df: pd.DataFrame, cfg) -> dict:
     partial eta²), ``anova_hc3`` (the same F tests with HC3 covariance), ``art`` (aligned
     rank transform ANOVA), ``diagnostics`` (residual normality, cell-variance spread),
     ``tukey`` (between batch sizes), ``brown_forsythe`` (equal variance across optimizers,
-    per batch size), ``variance_ratios`` (every first/second-order pair per batch size,
-    Holm-corrected, both directions), ``worst`` (each optimizer's batch size with the lowest
+    per batch size), ``pooled_variance`` (the 04.3 family: per batch size, second- against first-order
+    cells pooled, Brown-Forsythe, Holm over the batch sizes), ``variance_ratios`` (every pair's and the
+    pooled variance ratio with a bootstrap interval of its log), ``mde_ratio`` and ``power`` (the fold
+    reduction this design detects with 80% power, by simulation, and the power curve), ``worst`` (each optimizer's batch size with the lowest
     mean and the bootstrap share of resamples in which full batch is lowest),
     ``p_majority`` (bootstrap share in which a majority is lowest at full batch), ``full_batch``.
     """
@@ -308,9 +319,9 @@ def analyze(df: pd.DataFrame, cfg) -> dict:
         part = df[df["arm"] == arm]
         model = stats.ols(part, RESPONSE, factors)
         full = int(part["batch"].max())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            vr = stats.variance_ratios(part, RESPONSE, first, second, alpha=ALPHA)
+        pooled = variance.pooled_tests(part, RESPONSE, first, second)
+        n_seeds = int(part.groupby(["optimizer", "batch"]).size().min())
+        mde, power = variance.min_detectable_ratio(n_seeds, len(first), len(second), len(pooled))
         boot, counts = stats.lowest_mean_bootstrap(part, RESPONSE, full, n_boot=N_BOOT, seed=0)
         worst = stats.lowest_mean_level(part, RESPONSE).merge(boot.rename(columns={"p_lowest": "p_full_lowest"}))
         out[arm] = {
@@ -321,7 +332,11 @@ def analyze(df: pd.DataFrame, cfg) -> dict:
             "diagnostics": stats.residual_diagnostics(model, factors),
             "tukey": stats.tukey(part, RESPONSE, "batch", alpha=ALPHA),
             "brown_forsythe": stats.brown_forsythe_by(part, RESPONSE, "optimizer", "batch"),
-            "variance_ratios": vr,
+            "variance_ratios": variance.ratio_intervals(part, RESPONSE, first, second),
+            "pooled_variance": pooled,
+            "mde_ratio": mde,
+            "power": power,
+            "n_seeds": n_seeds,
             "worst": worst,
             "p_majority": float(np.mean(counts > FULL_BATCH_MAJORITY * len(worst))),
             "full_batch": full,
@@ -347,6 +362,8 @@ def tables(results: dict) -> dict[str, pd.DataFrame]:
         "tukey_batch": stack(lambda arm, r: r["tukey"]),
         "brown_forsythe": stack(lambda arm, r: r["brown_forsythe"]),
         "variance_ratios": stack(lambda arm, r: r["variance_ratios"]),
+        "pooled_variance": stack(lambda arm, r: r["pooled_variance"]),
+        "power": stack(lambda arm, r: r["power"]),
         "worst": stack(lambda arm, r: r["worst"]),
     }
 
