@@ -3,7 +3,6 @@ v* and the 01.2 gaps on small frames, and the fast probe paths against scikit-le
 import numpy as np
 import pandas as pd
 import pytest
-
 from nnlens import probes, report
 from nnlens.studies import profiles
 from nnlens.studies import s01_pca as s01
@@ -42,16 +41,16 @@ def _probes(reach_k=8, gap100=0.0, gap_layer="b1", svm_edge=0.05, bad_seed_edge=
 
 
 def _pairs(diff=0.0, se=0.01):
-    return pd.DataFrame([{"seed": s, "layer": l, "depth": d, "dim": dim, "probe": p, "n_test": 1000, "diff": diff,
-                          "se": se} for s in SEEDS for d, (l, dim) in enumerate(LAYERS) if dim >= 100
+    return pd.DataFrame([{"seed": s, "layer": name, "depth": d, "dim": dim, "probe": p, "n_test": 1000, "diff": diff,
+                          "se": se} for s in SEEDS for d, (name, dim) in enumerate(LAYERS) if dim >= 100
                          for p in ("knn", "ncc")])
 
 
 def _results(raw_knn=0.5, train_acc=1.0, nc1=(10.0, 3.0, 2.0, 1.0, 0.3), onset=("b1", "b1"), diff=0.0, **kw):
     nets = pd.DataFrame({"seed": SEEDS, "train_acc": train_acc, "test_acc": 0.90, "raw_knn": raw_knn})
-    nc = pd.DataFrame([{"seed": s, "layer": l, "depth": d, "nc1": nc1[d]} for s in SEEDS
-                       for d, (l, _) in enumerate(LAYERS)])
-    order = [l for l, _ in LAYERS]
+    nc = pd.DataFrame([{"seed": s, "layer": name, "depth": d, "nc1": nc1[d]} for s in SEEDS
+                       for d, (name, _) in enumerate(LAYERS)])
+    order = [name for name, _ in LAYERS]
     dist = None if None in onset else abs(order.index(onset[0]) - order.index(onset[1]))
     on = pd.DataFrame({"seed": SEEDS, "probes": onset[0], "nc1": onset[1], "distance": dist})
     svm = pd.DataFrame({"seed": SEEDS, "converged": True})

@@ -73,7 +73,7 @@ def row_vstar(results: dict, cfg: Study01) -> Row:
             f"width {cfg.width}, the paper's is 64)")
     ladder = results.get("ladder")
     extra = ""
-    if ladder is not None and len(ladder):
+    if ladder is not None and len(ladder):  # optional: v* of other widths (runs do not make it at default)
         extra = "; v* against width: " + ", ".join(
             f"{int(w)}: {m:.3f}" for w, m in ladder.groupby("width")["v_star_min"].mean().items())
     if not len(per_layer):
@@ -83,7 +83,7 @@ def row_vstar(results: dict, cfg: Study01) -> Row:
     seeds_v = complete[complete["layer"] == best["layer"]].sort_values("seed")
     sd = 0.0 if np.isnan(best["std"]) else best["std"]
     detail = (f"{best['layer']}; per seed " + ", ".join(f"{v:.3f} at k={int(k)} {p}" for v, k, p in zip(
-        seeds_v["v_star"], seeds_v["k_star"], seeds_v["probe"])) + f"; sd {sd:.3f}{extra}")
+        seeds_v["v_star"], seeds_v["k_star"], seeds_v["probe"], strict=False)) + f"; sd {sd:.3f}{extra}")
     return Row.judge("01.1", stmt, best["mean"], V_STAR, detail=detail)
 
 

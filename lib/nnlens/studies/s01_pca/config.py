@@ -19,9 +19,11 @@ class Study01:
                                       # 2000 (~0.88, 0.50) so that 3 seeds fit the 2-core budget
     n_test: int = 1000                # test images (0 = all)
     width: int = 8                    # ResNet-18 base width (64 = the paper's); 8 fits the 2-core budget
-    epochs: int = 15                  # zero training error on the default data (train acc 1.000 at 1000 and 2000 images)
+    epochs: int = 15                  # zero training error on the default data (train acc >= 0.999 at lr 0.02)
     batch_size: int = 128
-    lr: float = 0.05
+    lr: float = 0.02                  # the largest of 0.05 / 0.03 / 0.02 whose training loss falls every epoch (seed
+                                      # 0, judged on the training split only): 0.05 spiked 2.74 -> 5.79 at epoch 5,
+                                      # 0.03 rose 1.64 -> 2.43 (epochs 4-6) and 0.51 -> 0.77 (8-9)
     optimizer: str = "sgdm"
     weight_decay: float = 5e-4
     seed: int = 0                     # the data split, randomized PCA and the SVM's CV folds

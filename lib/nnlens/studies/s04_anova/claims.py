@@ -19,10 +19,14 @@ from .runs import ALPHA, ARM_LABELS, FULL_BATCH_MAJORITY, _check
 EFFECT_RATIO = 2.0
 
 
+def _mde(r: dict) -> str:
+    return f"{r['mde_ratio']:g}x" if np.isfinite(r["mde_ratio"]) else "no ratio up to 32x"
+
+
 def _var_threshold(r: dict) -> Threshold:
     return Threshold("VAR_HOLM_P", "Holm p of the pooled Brown-Forsythe test at some batch size", "<", ALPHA,
                      f"{len(r['pooled_variance'])} tests (one per batch size), Holm; power by simulation of normal "
-                     f"responses at {r['n_seeds']} seeds per cell: 80% at a {r['mde_ratio']:g}x variance ratio")
+                     f"responses at {r['n_seeds']} seeds per cell: 80% power at a variance ratio of {_mde(r)}")
 
 
 def _pooled(rows) -> str:
@@ -34,8 +38,8 @@ def _variance_row(r: dict, id: str, tag: str) -> Row:
     pooled, vr = r["pooled_variance"], r["variance_ratios"]
     low, high = pooled[pooled["lower"]], pooled[pooled["higher"]]
     ci = vr[vr["second"] == "second order"]
-    value = (f"var(second)/var(first) pooled per batch size: " + ", ".join(
-        f"@{int(c.batch)} x{c.ratio:.2g} [x{np.exp(c.log_lo):.2g}, x{np.exp(c.log_hi):.2g}]" for c in ci.itertuples())
+    value = ("var(second)/var(first) pooled per batch size: " + ", ".join(
+        f"@{int(c.batch)} x{c.ratio:.3g} (95% CI x{np.exp(c.log_lo):.3g} to x{np.exp(c.log_hi):.3g})" for c in ci.itertuples())
         + f"; significantly lower: {_pooled(low)}; higher: {_pooled(high)}; {r['n_seeds']} seeds per cell")
     t = _var_threshold(r)
     note = ""
@@ -45,8 +49,8 @@ def _variance_row(r: dict, id: str, tag: str) -> Row:
         verdict = "does not hold"
     else:
         verdict = "inconclusive"
-        note = (f"no batch size differs; this design detects a {r['mde_ratio']:g}x ratio with 80% power, "
-                f"above the {EFFECT_RATIO:g}x that matters")
+        note = (f"no batch size differs; with 80% power this design detects a variance ratio of {_mde(r)}, "
+                f"not the {EFFECT_RATIO:g}x that matters")
     return Row(id, "Second-order optimizers have significantly lower variance at specific batch sizes" + tag,
                value, t, verdict, note=note,
                reasons=(f"EFFECT_RATIO: {EFFECT_RATIO:g}x, halving the variance halves the seeds a comparison "
