@@ -39,7 +39,8 @@ def _variance_row(r: dict, id: str, tag: str) -> Row:
     low, high = pooled[pooled["lower"]], pooled[pooled["higher"]]
     ci = vr[vr["second"] == "second order"]
     value = ("var(second)/var(first) pooled per batch size: " + ", ".join(
-        f"@{int(c.batch)} x{c.ratio:.3g} (95% CI x{np.exp(c.log_lo):.3g} to x{np.exp(c.log_hi):.3g})" for c in ci.itertuples())
+        f"@{int(c.batch)} x{c.ratio:.3g} (95% CI x{np.exp(c.log_lo):.3g} to x{np.exp(c.log_hi):.3g})"
+        for c in ci.itertuples())
         + f"; significantly lower: {_pooled(low)}; higher: {_pooled(high)}; {r['n_seeds']} seeds per cell")
     t = _var_threshold(r)
     note = ""
