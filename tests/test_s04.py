@@ -196,3 +196,14 @@ def test_shared_cells_run_once(monkeypatch):
     n_cells = len(SMOKE.optimizers) * SMOKE.seeds
     assert len(df) == 2 * len(SMOKE.batch_sizes) * n_cells
     assert len(calls[0]) == len(df) - n_cells                       # the smallest batch: one run for both arms
+
+
+def test_sophia_uses_curvature_and_lbfgs_counts_its_gradient_evaluations():
+    kw = dict(dataset="digits", n_train=200, n_val=40, n_test=60, split="val", model="mlp", width=8, depth=1,
+              batch_size=40, epochs=2, eval_every=1, seed=0)
+    sophia = s04.train_job(**kw, optimizer="sophiah", lr=0.01)
+    assert 0.0 <= sophia["clip_fraction"] <= 1.0 and 0.0 <= sophia["hessian_nonpositive"] <= 1.0
+    assert sophia["clip_fraction"] < 0.9                  # the shipped SophiaH clipped 89-100%: sign-momentum
+    lbfgs = s04.train_job(**kw, optimizer="lbfgs", lr=1.0)
+    assert lbfgs["grad_evals_per_update"] > 1.0 and math.isnan(lbfgs["clip_fraction"])
+    assert s04.train_job(**kw, optimizer="sgdm", lr=0.1)["grad_evals_per_update"] == 1.0

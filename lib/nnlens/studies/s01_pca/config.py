@@ -40,7 +40,7 @@ class Study01:
 
 
 PROFILES: dict[str, dict] = {
-    "smoke": dict(n_train=300, n_test=150, width=4, epochs=3, k_max=16, seeds=(0, 1), svm_cs=(0.1, 1.0)),
+    "smoke": dict(n_train=300, n_test=150, width=4, epochs=3, lr=0.05, k_max=16, seeds=(0, 1), svm_cs=(0.1, 1.0)),
     "default": {},
     # paper: CIFAR-10, full-width ResNet-18, unpooled maps, on 10000 training images (not 50000): every
     # tap's unpooled activations are held at once, ~330k floats per image at width 64, ~13 GB for 10000.
