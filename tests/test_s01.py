@@ -174,3 +174,12 @@ def test_svm_c_chosen_by_cross_validation_converges():
     x, y = _clusters(300, 10)
     c, score, converged = probes.choose_svm_c(x, y, (0.01, 1.0), folds=3, seed=0)
     assert c in (0.01, 1.0) and 0.5 < score <= 1.0 and converged
+
+
+def test_the_dataset_is_a_config_choice_passed_to_data_load():
+    from dataclasses import replace
+
+    ds, raw = s01.load_data(replace(CFG, dataset="digits", n_train=200, n_test=100))
+    assert len(ds.x_train) == 200 and 0.5 < raw <= 1.0
+    with pytest.raises(ValueError, match="valid datasets"):
+        s01.load_data(replace(CFG, dataset="nope"))
