@@ -140,8 +140,9 @@ def row_linear_best(results: dict, cfg: Study01) -> Row:
     value = (f"mean edge {mean:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}] over {n} seeds (per seed "
              + ", ".join(f"{e:+.3f}" for e in per_seed) + f"); SVM best in every seed at: {always}; "
              f"unconverged SVM layers {unconv}")
-    note = f"the interval straddles 0: this design detects an edge of {(hi - lo) / 2:.3f} or more" \
-        if verdict == "inconclusive" else ""
+    note = "" if verdict != "inconclusive" else (
+        f"the interval straddles 0: this design detects an edge of {(hi - lo) / 2:.3f} or more" if n > 1
+        else "one seed: no interval over seeds")
     return Row("01.3", "the linear SVM is the best of the three surrogates (each at its best k, C by CV on train)",
                value, t, verdict, note=note)
 
@@ -195,10 +196,10 @@ def row_onset(results: dict, cfg: Study01) -> Row:
                   "one tap of slack for the two tolerances; the null is the last-block guess scored the same way")
     note, verdict = "", all(method) and sum(method) > sum(null)
     if all(method) and sum(null) >= sum(method):
-        verdict, note = "inconclusive", (f"the last-block guess agrees with NC1 as often ({sum(null)} of "
-                                         f"{len(null)}): collapse starts at the last block here, so this design "
-                                         "cannot tell the surrogates from a fixed guess (needs a network where "
-                                         "collapse starts earlier)")
+        verdict = "inconclusive"
+        note = (f"the last-block guess agrees with NC1 as often ({sum(null)} of {len(null)}): collapse starts "
+                "within one tap of the last block here, so this design cannot tell the surrogates from a fixed "
+                "guess (needs a network where collapse starts earlier)")
     return Row("01.5", "surrogate agreement estimates the layer where collapse begins", value, t, verdict,
                note=note)
 
