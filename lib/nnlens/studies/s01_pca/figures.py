@@ -154,7 +154,7 @@ def plot_vstar(vstar: pd.DataFrame, v_max: float, k_max: int):
 def plot_collapse(nc: pd.DataFrame):
     """NC1, NC2 and NC4 against depth (mean ± sd over seeds)."""
     order = _order(nc)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     sns.lineplot(data=nc, x="depth", y="nc1", errorbar="sd", marker="o", ax=axes[0])
     axes[0].set_yscale("log")
     axes[0].set_title("NC1 = Tr(Σ_W Σ_B⁺)/C")
@@ -175,5 +175,10 @@ def plot_collapse(nc: pd.DataFrame):
         ax.set_ylabel(ylabel)
         if ax.get_legend():
             ax.legend(fontsize="x-small", title=None)
+    lo, hi = nc["nc1"].min(), nc["nc1"].max()
+    ticks = [t for t in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000) if lo / 1.5 <= t <= hi * 1.5]
+    axes[0].yaxis.set_minor_formatter(plt.NullFormatter())
+    axes[0].set_yticks(ticks, [f"{t:g}" for t in ticks])
     fig.suptitle("Neural collapse against depth (mean ± sd over seeds)", y=1.02)
+    fig.tight_layout()
     return fig
