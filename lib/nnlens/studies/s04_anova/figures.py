@@ -144,6 +144,6 @@ def plot_curves(df: pd.DataFrame, cfg):
         axes[i, 0].annotate(ARM_LABELS[arm], (0, 0.5), xytext=(-60, 0), xycoords="axes fraction",
                             textcoords="offset points", rotation=90, va="center", ha="center")
     if axes[0, -1].get_legend():
-        sns.move_legend(axes[0, -1], "lower right", title="batch")
+        sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), title="batch")   # off the data
     fig.tight_layout()
     return fig
