@@ -3,7 +3,6 @@ v* and the 01.2 gaps on small frames, and the fast probe paths against scikit-le
 import numpy as np
 import pandas as pd
 import pytest
-
 from nnlens import probes, report
 from nnlens.studies import profiles
 from nnlens.studies import s01_pca as s01
@@ -41,43 +40,87 @@ def _probes(reach_k=8, gap100=0.0, gap_layer="b1", svm_edge=0.05, bad_seed_edge=
     return pd.DataFrame(rows)
 
 
-def _results(raw_knn=0.5, train_acc=1.0, nc1=(10.0, 3.0, 2.0, 1.0, 0.3), onset=("b2", "b2"), **kw):
+def _pairs(diff=0.0, se=0.01):
+    return pd.DataFrame([{"seed": s, "layer": name, "depth": d, "dim": dim, "probe": p, "n_test": 1000, "diff": diff,
+                          "se": se} for s in SEEDS for d, (name, dim) in enumerate(LAYERS) if dim >= 100
+                         for p in ("knn", "ncc")])
+
+
+def _results(raw_knn=0.5, train_acc=1.0, nc1=(10.0, 3.0, 2.0, 1.0, 0.3), onset=("b1", "b1"), diff=0.0, **kw):
     nets = pd.DataFrame({"seed": SEEDS, "train_acc": train_acc, "test_acc": 0.90, "raw_knn": raw_knn})
-    nc = pd.DataFrame([{"seed": s, "layer": l, "depth": d, "nc1": nc1[d]} for s in SEEDS
-                       for d, (l, _) in enumerate(LAYERS)])
-    order = [l for l, _ in LAYERS]
+    nc = pd.DataFrame([{"seed": s, "layer": name, "depth": d, "nc1": nc1[d]} for s in SEEDS
+                       for d, (name, _) in enumerate(LAYERS)])
+    order = [name for name, _ in LAYERS]
     dist = None if None in onset else abs(order.index(onset[0]) - order.index(onset[1]))
     on = pd.DataFrame({"seed": SEEDS, "probes": onset[0], "nc1": onset[1], "distance": dist})
     svm = pd.DataFrame({"seed": SEEDS, "converged": True})
-    return {"nets": nets, "probes": _probes(**kw), "collapse": nc, "onsets": on, "svm": svm, "chance": 0.1}
+    return {"nets": nets, "probes": _probes(**kw), "pairs": _pairs(diff), "collapse": nc, "onsets": on, "svm": svm,
+            "chance": 0.1}
+
+
+def _rows(**kw):
+    rows = s01.claims(_results(**kw), CFG)
+    assert all(isinstance(r, report.Row) for r in rows)
+    return rows
 
 
 def _verdicts(**kw):
-    rows = s01.claims(_results(**kw), CFG)
-    assert all(isinstance(r, report.Row) for r in rows)
-    return {r.id: r.holds for r in rows}
+    return {r.id: r.verdict for r in _rows(**kw)}
+
+
+HOLD = {f"01.{i}": "holds" for i in range(6)}
 
 
 def test_claims_hold_on_results_that_support_them():
-    assert _verdicts() == {f"01.{i}": True for i in range(6)}
+    assert _verdicts() == HOLD
+    assert {r.id: r.kind for r in _rows()}["01.0"] == "control"
 
 
 def test_each_claim_fails_on_its_own():
-    base = _verdicts()
-    assert _verdicts(raw_knn=0.7) == {**base, "01.0": False}                 # gap 0.18 < 0.25
-    assert _verdicts(train_acc=0.95)["01.0"] is False
-    assert _verdicts(reach_k=48) == {**base, "01.1": False}                  # v* = 48/128 = 0.375 > 0.25
-    assert _verdicts(reach_k=200)["01.1"] is False                          # never reached: no v*
-    assert _verdicts(gap100=-0.05) == {**base, "01.2": False}
-    assert _verdicts(svm_edge=-0.05) == {**base, "01.3": False}
-    assert _verdicts(bad_seed_edge=-0.05) == {**base, "01.3": False}          # must hold in every seed
-    assert _verdicts(nc1=(0.3, 1.0, 2.0, 3.0, 10.0)) == {**base, "01.4": False}
-    assert _verdicts(onset=("stem", "b2")) == {**base, "01.5": False}
-    assert _verdicts(onset=(None, "b2"))["01.5"] is False
+    no = "does not hold"
+    assert _verdicts(raw_knn=0.7) == {**HOLD, "01.0": no}                 # gap 0.18 < 0.25
+    assert _verdicts(train_acc=0.95)["01.0"] == no
+    assert _verdicts(reach_k=48) == {**HOLD, "01.1": no}                  # v* = 48/128 = 0.375 > 0.25
+    assert _verdicts(reach_k=200)["01.1"] == no                          # never reached: no v*
+    assert _verdicts(nc1=(0.3, 1.0, 2.0, 3.0, 10.0)) == {**HOLD, "01.4": no}
+    assert _verdicts(onset=("stem", "b2")) == {**HOLD, "01.5": no}
+    assert _verdicts(onset=(None, "b2"))["01.5"] == no
+
+
+def test_01_2_is_a_one_sided_equivalence_test_on_the_paired_interval():
+    assert _verdicts(diff=0.0)["01.2"] == "holds"                        # null: the PCs lose nothing (bound 0.016)
+    assert _verdicts(diff=-0.05)["01.2"] == "holds"                      # 100 PCs beating all features is no loss
+    assert _verdicts(diff=0.02)["01.2"] == "does not hold"               # inside noise of a 0.03 margin: bound 0.036
+    assert _verdicts(diff=0.05)["01.2"] == "does not hold"               # effect: all features win by 5 points
+    eq = s01.equivalence(_pairs(0.01, 0.01))
+    assert set(eq["layer"]) == {"stem", "b1", "b2"}                      # "mid" (150 dims) is not judged
+    assert np.allclose(eq["upper"], 0.01 + 1.6449 * 0.01, atol=1e-4)
+
+
+def test_01_3_compares_each_probe_at_its_best_k_with_the_seeds_spread():
+    assert _verdicts(svm_edge=-0.05)["01.3"] == "does not hold"          # effect against: below 0 in every seed
+    row = {r.id: r for r in _rows(svm_edge=0.05, bad_seed_edge=-0.05)}["01.3"]
+    assert row.verdict == "inconclusive" and "detects an edge of" in row.note     # seeds disagree
+    best = s01.best_per_layer(_probes(reach_k=8))
+    assert np.allclose(best.loc[best["layer"] == "b2", "svm"], 0.86)     # the best k, not k_max
+
+
+def test_01_4_threshold_is_the_shuffled_order_null():
+    q = s01.nc1_null_quantile(5)
+    assert q == pytest.approx(-0.8)                                      # P(rho <= -0.8) = 8/120 at 5 layers
+    rng = np.random.default_rng(1)
+    passes = [s01.claims(_results(nc1=tuple(rng.permutation([10.0, 3.0, 2.0, 1.0, 0.3]))), CFG)[4].holds
+              for _ in range(60)]
+    assert np.mean(passes) < 0.1                                         # shuffled depth order: rarely holds
+
+
+def test_01_5_is_inconclusive_when_the_last_block_guess_agrees_as_often():
+    row = {r.id: r for r in _rows(onset=("b2", "b2"))}["01.5"]           # b2 = the last block: the guess agrees
+    assert row.verdict == "inconclusive" and "last-block guess" in row.note
 
 
 def test_01_2_ignores_layers_of_at_most_200_dims():
-    assert _verdicts(gap100=-0.05, gap_layer="mid")["01.2"] is True          # 150 dims: not judged
+    assert _verdicts(gap100=-0.05, gap_layer="mid")["01.2"] == "holds"
 
 
 def test_vstar_is_the_variance_of_the_first_k_that_reaches_the_target():
@@ -131,3 +174,12 @@ def test_svm_c_chosen_by_cross_validation_converges():
     x, y = _clusters(300, 10)
     c, score, converged = probes.choose_svm_c(x, y, (0.01, 1.0), folds=3, seed=0)
     assert c in (0.01, 1.0) and 0.5 < score <= 1.0 and converged
+
+
+def test_the_dataset_is_a_config_choice_passed_to_data_load():
+    from dataclasses import replace
+
+    ds, raw = s01.load_data(replace(CFG, dataset="digits", n_train=200, n_test=100))
+    assert len(ds.x_train) == 200 and 0.5 < raw <= 1.0
+    with pytest.raises(ValueError, match="valid datasets"):
+        s01.load_data(replace(CFG, dataset="nope"))

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from nnlens import report
 from nnlens.studies import profiles
 from nnlens.studies import s04_anova as s04
@@ -15,7 +14,7 @@ SMOKE = profiles.load("04", "smoke")
 
 
 # --------------------------------------------------------------------------- claims
-def _arm(p_hc3=1e-6, worst_batches=(1024, 1024, 1024, 16, 64), lower=2, higher=0, p_majority=0.9):
+def _arm(p_hc3=1e-6, worst_batches=(1024, 1024, 1024, 16, 64), lower=2, higher=0, p_majority=0.9, mde=3.0):
     idx = ["C(optimizer)", "C(batch)", "C(optimizer):C(batch)", "Residual"]
     anova = pd.DataFrame({"F": [2.0, 30.0, 1.0, np.nan], "PR(>F)": [0.3, 1e-9, 0.5, np.nan],
                           "partial_eta_sq": [0.1, 0.6, 0.05, np.nan]}, index=idx)
@@ -23,14 +22,17 @@ def _arm(p_hc3=1e-6, worst_batches=(1024, 1024, 1024, 16, 64), lower=2, higher=0
     art = anova.iloc[:3].assign(**{"PR(>F)": [0.2, 1e-7, 0.6]})
     worst = pd.DataFrame({"optimizer": [f"o{i}" for i in range(len(worst_batches))],
                           "worst_batch": list(worst_batches)})
-    n = 6
+    n = 4
     flags = ["lower"] * lower + ["higher"] * higher + ["none"] * (n - lower - higher)
-    vr = pd.DataFrame({"batch": 16, "first": "sgdm", "second": [f"s{i}" for i in range(n)],
-                       "ratio": [0.2 if f == "lower" else 5.0 if f == "higher" else 1.1 for f in flags],
-                       "p_holm": [0.01 if f != "none" else 0.6 for f in flags],
-                       "lower": [f == "lower" for f in flags], "higher": [f == "higher" for f in flags]})
+    ratio = [0.2 if f == "lower" else 5.0 if f == "higher" else 1.1 for f in flags]
+    pooled = pd.DataFrame({"batch": [16, 64, 256, 1024], "ratio": ratio,
+                           "p_holm": [0.01 if f != "none" else 0.6 for f in flags],
+                           "lower": [f == "lower" for f in flags], "higher": [f == "higher" for f in flags]})
+    vr = pd.DataFrame({"batch": [16, 64, 256, 1024], "second": "second order", "first": "first order",
+                       "ratio": ratio, "log_lo": np.log(ratio) - 0.5, "log_hi": np.log(ratio) + 0.5})
     return {"anova": anova, "anova_hc3": hc3, "art": art, "worst": worst, "variance_ratios": vr,
-            "p_majority": p_majority, "full_batch": 1024}
+            "pooled_variance": pooled, "mde_ratio": mde, "n_seeds": 30, "p_majority": p_majority,
+            "full_batch": 1024}
 
 
 def _verdicts(steps=None, epochs=None):
@@ -63,7 +65,35 @@ def test_04_3_counts_both_directions():
     assert _verdicts(steps=_arm(lower=2, higher=2))["04.3"] is False     # a tie is not "lower"
     assert _verdicts(steps=_arm(lower=2, higher=1))["04.3"] is True
     row = s04.claims({"steps": _arm(lower=1, higher=2), "epochs": _arm()}, CFG)[2]
-    assert "1 significantly lower" in row.value and "2 significantly higher" in row.value
+    assert "lower: @16 x0.2" in row.value and "higher: @64 x5" in row.value
+
+
+def test_04_3_is_inconclusive_when_the_design_cannot_detect_the_effect():
+    rows = {r.id: r for r in s04.claims({"steps": _arm(lower=0, mde=6.0), "epochs": _arm(lower=0, mde=2.0)}, CFG)}
+    assert rows["04.3"].verdict == "inconclusive" and "ratio of 6x" in rows["04.3"].note
+    assert rows["04.6"].verdict == "does not hold"                       # could detect 2x, found nothing
+
+
+def test_pooled_variance_test_null_and_effect_at_the_design_size():
+    rng = np.random.default_rng(0)
+    first, second = ["sgdm", "adam"], ["lbfgs", "adahessian", "sophiah"]
+
+    def grid(ratio):
+        return pd.DataFrame([{"batch": b, "optimizer": o, "best_acc": rng.standard_normal() /
+                              (np.sqrt(ratio) if o in second and b == 16 else 1.0)}
+                             for b in (16, 64, 256, 1024) for o in first + second for _ in range(30)])
+    null = [s04.variance.pooled_tests(grid(1.0), "best_acc", first, second)["lower"].any() for _ in range(40)]
+    effect = [s04.variance.pooled_tests(grid(6.0), "best_acc", first, second)["lower"].any() for _ in range(40)]
+    assert np.mean(null) <= 0.15 and np.mean(effect) >= 0.8
+    ci = s04.variance.ratio_intervals(grid(6.0), "best_acc", first, second)
+    pooled = ci[(ci["second"] == "second order") & (ci["batch"] == 16)].iloc[0]
+    assert pooled["log_hi"] < 0 < ci[(ci["second"] == "second order") & (ci["batch"] == 64)].iloc[0]["log_hi"]
+
+
+def test_min_detectable_ratio_falls_with_seeds():
+    m10, _ = s04.variance.min_detectable_ratio(10, 2, 3, 4)
+    m30, curve = s04.variance.min_detectable_ratio(30, 2, 3, 4)
+    assert m30 < m10 and curve["power"].iloc[0] < 0.2                    # no power at a 1.25x ratio
 
 
 def test_claims_need_the_study_config():
@@ -122,7 +152,7 @@ def _fake_run(peak: dict, calls: list):
 def test_lr_walk_finds_the_peak_outside_the_start_window(monkeypatch):
     calls = []
     peak = {"sgdm": 0.3, "adam": 1e-3, "lbfgs": 1.0, "adahessian": 0.03}           # sgdm and adam: outside
-    monkeypatch.setattr(s04, "_run", _fake_run(peak, calls))
+    monkeypatch.setattr(s04.runs, "_run", _fake_run(peak, calls))
     cfg = profiles.load("04", "smoke", lr_grid=(("sgdm", (0.01, 0.03, 0.1, 0.3, 1.0)),
                                                  ("adam", (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)),
                                                  ("lbfgs", (0.3, 1.0, 3.0)), ("adahessian", (0.01, 0.03, 0.1))))
@@ -142,7 +172,7 @@ def test_lr_walk_finds_the_peak_outside_the_start_window(monkeypatch):
 
 
 def test_lr_walk_marks_a_choice_at_the_end_of_the_ladder(monkeypatch):
-    monkeypatch.setattr(s04, "_run", _fake_run({"sgdm": 10.0, "adam": 1e-2, "lbfgs": 1.0, "adahessian": 0.1}, []))
+    monkeypatch.setattr(s04.runs, "_run", _fake_run({"sgdm": 10.0, "adam": 1e-2, "lbfgs": 1.0, "adahessian": 0.1}, []))
     _, chosen = s04.tune_lr(SMOKE)
     sgdm = chosen[chosen["optimizer"] == "sgdm"]
     assert (sgdm["lr"] == 0.3).all() and sgdm["at_edge"].all()
@@ -158,7 +188,7 @@ def test_lr_grid_must_cover_every_optimizer_in_increasing_order():
 
 def test_shared_cells_run_once(monkeypatch):
     calls = []
-    monkeypatch.setattr(s04.sweeps, "run", lambda fn, grid, **kw: calls.append(grid) or pd.DataFrame(
+    monkeypatch.setattr(s04.runs.sweeps, "run", lambda fn, grid, **kw: calls.append(grid) or pd.DataFrame(
         [{**g, "best_acc": 0.5, "cpu_seconds": 1.0, "batch": g["batch_size"] or 256} for g in grid]))
     chosen = pd.DataFrame([{"arm": a, "optimizer": o, "batch_size": b, "lr": 0.1} for a in s04.ARMS
                            for o in SMOKE.optimizers for b in SMOKE.batch_sizes])
@@ -166,3 +196,14 @@ def test_shared_cells_run_once(monkeypatch):
     n_cells = len(SMOKE.optimizers) * SMOKE.seeds
     assert len(df) == 2 * len(SMOKE.batch_sizes) * n_cells
     assert len(calls[0]) == len(df) - n_cells                       # the smallest batch: one run for both arms
+
+
+def test_sophia_uses_curvature_and_lbfgs_counts_its_gradient_evaluations():
+    kw = dict(dataset="digits", n_train=200, n_val=40, n_test=60, split="val", model="mlp", width=8, depth=1,
+              batch_size=40, epochs=2, eval_every=1, seed=0)
+    sophia = s04.train_job(**kw, optimizer="sophiah", lr=0.01)
+    assert 0.0 <= sophia["clip_fraction"] <= 1.0 and 0.0 <= sophia["hessian_nonpositive"] <= 1.0
+    assert sophia["clip_fraction"] < 0.9                  # the shipped SophiaH clipped 89-100%: sign-momentum
+    lbfgs = s04.train_job(**kw, optimizer="lbfgs", lr=1.0)
+    assert lbfgs["grad_evals_per_update"] > 1.0 and math.isnan(lbfgs["clip_fraction"])
+    assert s04.train_job(**kw, optimizer="sgdm", lr=0.1)["grad_evals_per_update"] == 1.0

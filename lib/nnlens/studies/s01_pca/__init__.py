@@ -9,13 +9,30 @@
 
 The notebook imports this package as ``study`` and calls the names below.
 """
-from .claims import V_STAR_MAX, claims
+from .claims import ROWS, V_STAR_MAX, best_per_layer, claims, equivalence, nc1_null_quantile
 from .config import PROFILES, Study01
-from .figures import (plot_accuracy_vs_k, plot_accuracy_vs_variance, plot_collapse, plot_scree, plot_training,
-                      plot_vstar)
-from .runs import (NEAR_NETWORK, determine_gaps, layer_features, load_data, onsets, probe_layer, run, run_seed,
-                   summary, top_k, train_config, train_network, vstar)
+from .figures import plot_accuracy_vs_k, plot_accuracy_vs_variance, plot_collapse, plot_scree, plot_training, plot_vstar
+from .runs import (
+                      EXTRA_KS,
+                      K_DETERMINE,
+                      NEAR_NETWORK,
+                      SVM_KS,
+                      determine_gaps,
+                      layer_features,
+                      load_data,
+                      onsets,
+                      probe_layer,
+                      run,
+                      run_seed,
+                      summary,
+                      top_k,
+                      train_config,
+                      train_network,
+                      vstar,
+)
 
-__all__ = ["NEAR_NETWORK", "V_STAR_MAX", "PROFILES", "Study01", "claims", "determine_gaps", "layer_features", "load_data", "onsets",
-           "plot_accuracy_vs_k", "plot_accuracy_vs_variance", "plot_collapse", "plot_scree", "plot_training",
-           "plot_vstar", "probe_layer", "run", "run_seed", "summary", "top_k", "train_config", "train_network", "vstar"]
+__all__ = ["EXTRA_KS", "K_DETERMINE", "NEAR_NETWORK", "PROFILES", "ROWS", "SVM_KS", "Study01", "V_STAR_MAX",
+           "best_per_layer", "claims", "determine_gaps", "equivalence", "layer_features", "load_data",
+           "nc1_null_quantile", "onsets", "plot_accuracy_vs_k", "plot_accuracy_vs_variance", "plot_collapse",
+           "plot_scree", "plot_training", "plot_vstar", "probe_layer", "run", "run_seed", "summary", "top_k",
+           "train_config", "train_network", "vstar"]

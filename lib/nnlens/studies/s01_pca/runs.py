@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ... import collapse, data, features, models, probes, train, utils
+from .config import Study01
 
 # v* (01.1) = the least cumulative explained variance at which some probe comes within NEAR_NETWORK of the
 # network's test accuracy on the integer k grid ("high-accuracy classification", the paper's words).
@@ -31,22 +32,25 @@ NEAR_NETWORK = 0.05
 K_DETERMINE = 100
 
 SVM_KS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)   # the SVM's k sub-grid (capped at k_max and the rank)
+# 01.3 compares each probe at its best k: beyond k_max every probe is also scored at these k (capped at the
+# rank) and on all features (kNN, NCC; the SVM too when cfg.svm_all), so no probe is capped at k_max.
+EXTRA_KS = (K_DETERMINE, 256)
 
 
 # ------------------------------------------------------------------ drivers
-def load_data(cfg) -> tuple[data.Dataset, float]:
+def load_data(cfg: Study01) -> tuple[data.Dataset, float]:
     """The study's data set (split at ``cfg.seed``) and the test accuracy of kNN (k = ``cfg.knn_k``) on raw pixels."""
     ds = data.load(cfg.dataset, cfg.n_train, cfg.n_test, cfg.seed)
     raw_knn = probes.knn_accuracy(ds.x_train, ds.y_train, ds.x_test, ds.y_test, cfg.knn_k)
     return ds, raw_knn
 
 
-def train_config(cfg, seed: int) -> train.TrainConfig:
+def train_config(cfg: Study01, seed: int) -> train.TrainConfig:
     return train.TrainConfig(optimizer=cfg.optimizer, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
                              seed=seed, weight_decay=cfg.weight_decay)
 
 
-def train_network(cfg, ds, seed: int) -> train.FitResult:
+def train_network(cfg: Study01, ds, seed: int) -> train.FitResult:
     """The ResNet-18 of width ``cfg.width`` trained on ``ds`` with network seed ``seed`` (cached by ``train.fit``)."""
     spec = models.spec_for("resnet18", ds, width=cfg.width)
     return train.fit(spec, ds, train_config(cfg, seed), progress=False)
@@ -66,46 +70,68 @@ def layer_features(model, ds, pool: int = 0) -> dict:
             "net_test_acc": float((pred_test == ds.y_test).float().mean())}
 
 
-def probe_layer(x_train, y_train, x_test, y_test, cfg) -> dict:
+def _paired(pred_a, pred_b, y) -> dict:
+    """acc(a) - acc(b) on the same test points and its paired standard error (discordant pairs)."""
+    a, b = (np.asarray(pred_a) == y).astype(float), (np.asarray(pred_b) == y).astype(float)
+    diff = a - b
+    return {"diff": float(diff.mean()), "se": float(diff.std(ddof=1) / np.sqrt(len(diff)))}
+
+
+def _predict(probe: str, ztr, ytr, zte, cfg: Study01, c: float = 1.0):
+    clf = probes._make(probe, cfg.knn_k, c, cfg.seed)
+    converged = probes.fit_quietly(clf, ztr, ytr)
+    return clf.predict(zte), converged
+
+
+def probe_layer(x_train, y_train, x_test, y_test, cfg: Study01) -> dict:
     """PCA of one layer and the three probes on its first k PCs.
 
     x_train (N, D), x_test (M, D). Returns {"rows": tidy rows k, explained_variance, probe, accuracy,
-    all_features (True on the kNN/NCC rows on all D features, k = D, variance 1, when D > the PCs kept),
-    "scree": (n_pc,) cumulative explained variance, "svm": {C, cv_accuracy, converged}}.
+    all_features (True on the rows on all D (centred) features, k = D, variance 1, when D > the PCs kept),
+    "scree": (n_pc,) cumulative explained variance, "svm": {C, cv_accuracy, converged}, "pairs": kNN and
+    NCC on all features minus on the first K_DETERMINE PCs, paired over test points (01.2)}.
     """
     xtr, xte = utils.to_numpy(x_train, np.float32), utils.to_numpy(x_test, np.float32)
     ytr, yte = np.asarray(y_train).ravel(), np.asarray(y_test).ravel()
     n, d = xtr.shape
-    n_pc = min(n - 1, d, max(cfg.k_max, K_DETERMINE))
+    n_pc = min(n - 1, d, max(cfg.k_max, *EXTRA_KS))
     pca = probes.fit_pca(xtr, n_pc, cfg.seed)
     ztr, zte = pca.transform(xtr), pca.transform(xte)                     # (N, n_pc), (M, n_pc)
     cum = np.minimum(np.cumsum(pca.explained_variance_ratio_, dtype=np.float64), 1.0)   # (n_pc,)
     k_top = min(cfg.k_max, n_pc)
-    ks = list(range(1, k_top + 1)) + ([K_DETERMINE] if k_top < K_DETERMINE <= n_pc else [])
+    extra = sorted({k for k in EXTRA_KS if k_top < k <= n_pc})
+    ks = list(range(1, k_top + 1)) + extra
     path = probes.knn_ncc_path(ztr, ytr, zte, yte, ks, cfg.knn_k)
     rows = [{"k": k, "explained_variance": float(cum[k - 1]), "probe": p, "accuracy": float(path[p][i]),
              "all_features": False} for p in ("knn", "ncc") for i, k in enumerate(ks)]
-    if d > n_pc:                                                          # kNN / NCC on all (centred) features
-        mu = xtr.mean(0)
-        for p in ("knn", "ncc"):
-            acc = probes._score(p, xtr - mu, ytr, xte - mu, yte, cfg.knn_k, 1.0, cfg.seed)
-            rows.append({"k": d, "explained_variance": 1.0, "probe": p, "accuracy": acc, "all_features": True})
     c, cv_acc, converged = probes.choose_svm_c(ztr[:, :k_top], ytr, cfg.svm_cs, cfg.cv_folds, cfg.seed)
-    for k in sorted({k for k in SVM_KS if k <= k_top} | {k_top}):
-        clf = probes.svm(c, cfg.seed)
-        converged &= probes.fit_quietly(clf, ztr[:, :k], ytr)
+    for k in sorted({k for k in SVM_KS if k <= k_top} | {k_top} | set(extra)):
+        pred, ok = _predict("svm", ztr[:, :k], ytr, zte[:, :k], cfg, c)
+        converged &= ok
         rows.append({"k": k, "explained_variance": float(cum[k - 1]), "probe": "svm",
-                     "accuracy": float(np.mean(clf.predict(zte[:, :k]) == yte)), "all_features": False})
-    return {"rows": rows, "scree": cum, "svm": {"C": c, "cv_accuracy": cv_acc, "converged": bool(converged)}}
+                     "accuracy": float(np.mean(pred == yte)), "all_features": False})
+    pairs = []
+    if d > n_pc:                                                          # the probes on all (centred) features
+        mu = xtr.mean(0)
+        for p in ("knn", "ncc") + (("svm",) if cfg.svm_all else ()):
+            pred, ok = _predict(p, xtr - mu, ytr, xte - mu, cfg, c)
+            converged &= ok if p == "svm" else True
+            rows.append({"k": d, "explained_variance": 1.0, "probe": p, "accuracy": float(np.mean(pred == yte)),
+                         "all_features": True})
+            if p != "svm" and n_pc >= K_DETERMINE:
+                at100, _ = _predict(p, ztr[:, :K_DETERMINE], ytr, zte[:, :K_DETERMINE], cfg)
+                pairs.append({"probe": p, "n_test": len(yte), **_paired(pred, at100, yte)})
+    return {"rows": rows, "scree": cum, "svm": {"C": c, "cv_accuracy": cv_acc, "converged": bool(converged)},
+            "pairs": pairs}
 
 
-def run_seed(cfg, ds, seed: int) -> dict:
+def run_seed(cfg: Study01, ds, seed: int) -> dict:
     """Train one network and probe every layer. Frames carry a ``seed`` column."""
     fit = train_network(cfg, ds, seed)
     model = fit.model.cpu().eval()
     feats = layer_features(model, ds, cfg.pool)
     y_tr, y_te = ds.y_train.numpy(), ds.y_test.numpy()
-    rows, scree, svm = [], [], []
+    rows, scree, svm, pairs = [], [], [], []
     with utils.one_thread():
         for depth, (layer, h) in enumerate(feats["train"].items()):
             out = probe_layer(h, y_tr, feats["test"][layer], y_te, cfg)
@@ -113,6 +139,7 @@ def run_seed(cfg, ds, seed: int) -> dict:
             rows += [{**info, **r} for r in out["rows"]]
             scree += [{**info, "k": k + 1, "explained_variance": v} for k, v in enumerate(out["scree"])]
             svm.append({**info, **out["svm"]})
+            pairs += [{**info, **r} for r in out["pairs"]]
         nc = collapse.layer_table(feats["train"], ds.y_train, feats["test"], feats["pred_test"],
                                   pred_train=feats["pred_train"])
     nc.insert(0, "seed", seed)
@@ -120,21 +147,22 @@ def run_seed(cfg, ds, seed: int) -> dict:
     net = {"seed": seed, "train_acc": feats["net_train_acc"], "test_acc": feats["net_test_acc"],
            "nc3": collapse.nc3(model.head.weight, feats["train"][last], ds.y_train)}
     return {"net": net, "history": fit.history.drop(columns="seconds").assign(seed=seed),
-            "probes": pd.DataFrame(rows), "scree": pd.DataFrame(scree), "svm": pd.DataFrame(svm), "collapse": nc}
+            "probes": pd.DataFrame(rows), "scree": pd.DataFrame(scree), "svm": pd.DataFrame(svm), "collapse": nc,
+            "pairs": pd.DataFrame(pairs, columns=["seed", "layer", "depth", "dim", "probe", "n_test", "diff", "se"])}
 
 
-def run(cfg, ds, raw_knn: float) -> dict:
+def run(cfg: Study01, ds, raw_knn: float) -> dict:
     """``run_seed`` for every seed in ``cfg.seeds``; frames concatenated, plus onsets per seed."""
     parts = [run_seed(cfg, ds, s) for s in cfg.seeds]
     res = {key: pd.concat([p[key] for p in parts], ignore_index=True)
-           for key in ("history", "probes", "scree", "svm", "collapse")}
+           for key in ("history", "probes", "scree", "svm", "collapse", "pairs")}
     res["nets"] = pd.DataFrame([p["net"] for p in parts]).assign(raw_knn=raw_knn)
     res["onsets"] = onsets(res["probes"], res["collapse"], cfg)
     res["chance"] = 1.0 / len(np.unique(ds.y_train.numpy()))
     return res
 
 
-def onsets(probe_df: pd.DataFrame, nc: pd.DataFrame, cfg) -> pd.DataFrame:
+def onsets(probe_df: pd.DataFrame, nc: pd.DataFrame, cfg: Study01) -> pd.DataFrame:
     """Per seed, where collapse begins: the surrogates' agreement (spread of the three probes at k = k_max,
     the largest k where all three are measured) and NC1 (``collapse.onset``). Layer names or None."""
     rows = []
@@ -150,7 +178,7 @@ def onsets(probe_df: pd.DataFrame, nc: pd.DataFrame, cfg) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def top_k(probe_df: pd.DataFrame, cfg) -> pd.DataFrame:
+def top_k(probe_df: pd.DataFrame, cfg: Study01) -> pd.DataFrame:
     """Accuracy of each probe at k = min(k_max, n_pc) per layer (one seed's rows): index layer, columns probes."""
     df = probe_df[probe_df["k"] <= cfg.k_max]
     k_top = df[df["probe"] == "svm"].groupby("layer")["k"].max()
@@ -158,7 +186,7 @@ def top_k(probe_df: pd.DataFrame, cfg) -> pd.DataFrame:
     return at.pivot_table(index="layer", columns="probe", values="accuracy")[list(probes.PROBES)]
 
 
-def vstar(results: dict, cfg) -> pd.DataFrame:
+def vstar(results: dict, cfg: Study01) -> pd.DataFrame:
     """v* per seed and layer: the least cumulative explained variance at which some probe reaches the
     network's test accuracy - NEAR_NETWORK on k = 1..k_max (NaN when none does), with that k and probe."""
     df = results["probes"]
@@ -190,7 +218,7 @@ def determine_gaps(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["seed", "layer", "depth", "dim", "probe", "gap", "abs_gap"])
 
 
-def summary(results: dict, cfg) -> pd.DataFrame:
+def summary(results: dict, cfg: Study01) -> pd.DataFrame:
     """Per layer: dim, each probe's accuracy at k = k_max and kNN/NCC on all features, v*, NC1 (mean over seeds)."""
     df = results["probes"]
     top = pd.concat([top_k(p, cfg).assign(seed=s) for s, p in df.groupby("seed")]).groupby(level=0).mean()

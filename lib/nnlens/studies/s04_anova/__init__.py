@@ -9,13 +9,31 @@
 
 The notebook imports this package as ``study`` and calls the names below.
 """
-from .claims import claims
+from . import runs, variance
+from .claims import EFFECT_RATIO, claims
 from .config import PROFILES, Study04
 from .figures import plot_curves, plot_distributions, plot_interaction, plot_lr, plot_residuals, plot_variance_heatmap
-from .runs import (ALPHA, ARM_LABELS, ARMS, RESPONSE, analyze, budgets, cells, cpu_seconds, default_store, job_params,
-                   orders, run_grid, splits, tables, train_job, tune_lr)
+from .runs import (
+                   ALPHA,
+                   ARM_LABELS,
+                   ARMS,
+                   RESPONSE,
+                   TUNE_SEED0,
+                   analyze,
+                   budgets,
+                   cells,
+                   cpu_seconds,
+                   default_store,
+                   job_params,
+                   orders,
+                   run_grid,
+                   splits,
+                   tables,
+                   train_job,
+                   tune_lr,
+)
 
-__all__ = ["ALPHA", "ARMS", "ARM_LABELS", "PROFILES", "RESPONSE", "Study04", "analyze", "budgets", "cells", "claims",
-           "cpu_seconds", "default_store", "job_params", "orders", "plot_curves", "plot_distributions",
-           "plot_interaction", "plot_lr", "plot_residuals", "plot_variance_heatmap", "run_grid", "splits", "tables",
-           "train_job", "tune_lr"]
+__all__ = ["ALPHA", "ARMS", "ARM_LABELS", "EFFECT_RATIO", "PROFILES", "RESPONSE", "Study04", "TUNE_SEED0", "analyze",
+           "budgets", "cells", "claims", "cpu_seconds", "default_store", "job_params", "orders", "plot_curves",
+           "plot_distributions", "plot_interaction", "plot_lr", "plot_residuals", "plot_variance_heatmap", "run_grid",
+           "runs", "splits", "tables", "train_job", "tune_lr", "variance"]

@@ -14,6 +14,15 @@ import seaborn as sns
 
 from .runs import ARM_LABELS, ARMS, RESPONSE
 
+# One colour per optimizer, far apart (Okabe-Ito): Adam and AdaHessian were orange and red, hard to tell apart.
+OPT_PALETTE = {"sgdm": "#0072B2", "sgd": "#56B4E9", "adam": "#E69F00", "lbfgs": "#009E73", "adahessian": "#CC79A7",
+               "sophiah": "#555555"}
+OPT_MARKERS = {"sgdm": "o", "sgd": "o", "adam": "s", "lbfgs": "^", "adahessian": "D", "sophiah": "v"}
+
+
+def _palette(cfg) -> dict:
+    return {o: OPT_PALETTE.get(o, "black") for o in cfg.optimizers}
+
 
 def _arm_axes(n_rows=1, **kw):
     fig, axes = plt.subplots(n_rows, len(ARMS), squeeze=False, **kw)
@@ -30,13 +39,17 @@ def _batch_axis(ax, batches) -> None:
 def plot_lr(chosen: pd.DataFrame, cfg):
     """The tuned learning rate of every cell, against batch size, one panel per arm."""
     fig, axes = _arm_axes(figsize=(10, 3.8), sharey=True)
-    for ax, arm in zip(axes[0], ARMS):
+    n = len(cfg.optimizers)
+    for ax, arm in zip(axes[0], ARMS, strict=False):
         part = chosen[chosen["arm"] == arm]
-        sns.lineplot(data=part, x="batch", y="lr", hue="optimizer", hue_order=list(cfg.optimizers), marker="o",
-                     ax=ax, legend=arm == ARMS[-1])
+        for i, o in enumerate(cfg.optimizers):         # each optimizer nudged sideways: equal choices stay visible
+            p = part[part["optimizer"] == o].sort_values("batch")
+            ax.plot(p["batch"] * 2 ** (0.12 * (i - (n - 1) / 2)), p["lr"], marker=OPT_MARKERS.get(o, "o"), ms=5,
+                    color=OPT_PALETTE.get(o, "black"), lw=1.2, label=o)
         ax.set(yscale="log", xlabel="batch size (last = full batch)", ylabel="tuned learning rate",
                title=ARM_LABELS[arm])
         _batch_axis(ax, part["batch"].unique())
+    axes[0, -1].legend(title="optimizer", fontsize="small")
     if axes[0, -1].get_legend():
         sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1, 1))
     return fig
@@ -45,10 +58,11 @@ def plot_lr(chosen: pd.DataFrame, cfg):
 def plot_interaction(df: pd.DataFrame, cfg):
     """Mean peak accuracy per cell with bootstrap 95% CIs (seeded), one line per optimizer, one panel per arm."""
     fig, axes = _arm_axes(figsize=(12, 4.5))         # own y scales: the arms differ by x10 in spread
-    for ax, arm in zip(axes[0], ARMS):
+    for ax, arm in zip(axes[0], ARMS, strict=False):
         part = df[df["arm"] == arm]
         sns.pointplot(data=part, x="batch", y=RESPONSE, hue="optimizer", order=sorted(part["batch"].unique()),
-                      hue_order=list(cfg.optimizers), errorbar=("ci", 95), seed=0, dodge=0.3, ax=ax, markersize=4,
+                      hue_order=list(cfg.optimizers), palette=_palette(cfg), markers=[OPT_MARKERS.get(o, "o") for o in
+                      cfg.optimizers], errorbar=("ci", 95), seed=0, dodge=0.3, ax=ax, markersize=4,
                       linewidth=1.5, legend=arm == ARMS[-1])
         ax.set(xlabel="batch size (last = full batch)", ylabel="peak test accuracy", title=ARM_LABELS[arm])
     sns.move_legend(axes[0, -1], "lower left")
@@ -59,12 +73,12 @@ def plot_interaction(df: pd.DataFrame, cfg):
 def plot_distributions(df: pd.DataFrame, cfg):
     """Box plots per cell with every seed as a dot (a swarm: deterministic, unlike jitter), one row per arm."""
     fig, axes = plt.subplots(len(ARMS), 1, figsize=(10, 8), squeeze=False)
-    for ax, arm in zip(axes[:, 0], ARMS):
+    for ax, arm in zip(axes[:, 0], ARMS, strict=False):
         part = df[df["arm"] == arm]
         order = sorted(part["batch"].unique())
         kw = dict(data=part, x="batch", y=RESPONSE, hue="optimizer", order=order, hue_order=list(cfg.optimizers),
                   ax=ax)
-        sns.boxplot(**kw, fliersize=0, linewidth=0.8, legend=arm == ARMS[0])
+        sns.boxplot(**kw, palette=_palette(cfg), fliersize=0, linewidth=0.8, legend=arm == ARMS[0])
         sns.swarmplot(**kw, dodge=True, size=2, palette="dark:k", legend=False)
         ax.set(xlabel="batch size", ylabel="peak test accuracy", title=ARM_LABELS[arm])
     sns.move_legend(axes[0, 0], "lower center", bbox_to_anchor=(0.5, 1.08), ncols=len(cfg.optimizers), title=None)
@@ -73,13 +87,18 @@ def plot_distributions(df: pd.DataFrame, cfg):
 
 
 def plot_variance_heatmap(df: pd.DataFrame, cfg):
-    """Seed-to-seed standard deviation of peak accuracy per (optimizer, batch) cell, one panel per arm."""
-    fig, axes = _arm_axes(figsize=(12, 3.8))
-    for ax, arm in zip(axes[0], ARMS):
-        sd = df[df["arm"] == arm].pivot_table(index="optimizer", columns="batch", values=RESPONSE,
-                                              aggfunc="std").loc[list(cfg.optimizers)]
-        sns.heatmap(sd, annot=True, fmt=".3f", cmap="viridis", ax=ax, cbar_kws={"label": "sd of peak accuracy"})
+    """Seed-to-seed standard deviation of peak accuracy per (optimizer, batch) cell, one panel per arm, one scale."""
+    sds = {arm: df[df["arm"] == arm].pivot_table(index="optimizer", columns="batch", values=RESPONSE,
+                                                 aggfunc="std").loc[list(cfg.optimizers)] for arm in ARMS}
+    vmax = max(float(t.max().max()) for t in sds.values())
+    fig, axes = plt.subplots(1, len(ARMS) + 1, figsize=(12.5, 3.8),
+                             gridspec_kw={"width_ratios": [1] * len(ARMS) + [0.05]})
+    for i, (ax, arm) in enumerate(zip(axes[:-1], ARMS, strict=True)):
+        sns.heatmap(sds[arm], annot=True, fmt=".3f", cmap="viridis", vmin=0, vmax=vmax, ax=ax, cbar=i == 0,
+                    cbar_ax=axes[-1] if i == 0 else None, cbar_kws={"label": "sd of peak accuracy"})
         ax.set(xlabel="batch size", ylabel="", title=ARM_LABELS[arm])
+    fig.suptitle(f"Seed-to-seed sd of peak test accuracy ({df.groupby(['arm', 'optimizer', 'batch']).size().min()} "
+                 "seeds per cell; one colour scale)")
     fig.tight_layout()
     return fig
 
@@ -89,16 +108,15 @@ def plot_residuals(results: dict):
     from statsmodels.graphics.gofplots import qqplot
 
     fig, axes = plt.subplots(len(ARMS), 2, figsize=(10, 7.5), squeeze=False)
-    for (ax_qq, ax_rf), arm in zip(axes, ARMS):
+    for (ax_qq, ax_rf), arm in zip(axes, ARMS, strict=False):
         model, d = results[arm]["model"], results[arm]["diagnostics"]
         qqplot(model.resid, line="s", ax=ax_qq, markersize=3)
         ax_qq.set(xlabel="normal quantile", ylabel="residual quantile")
-        ax_qq.set_title(f"{ARM_LABELS[arm]}: Shapiro-Wilk W = {d['shapiro_W']:.3f}", fontsize="small")
+        ax_qq.set_title(f"{ARM_LABELS[arm]}: Shapiro-Wilk W = {d['shapiro_W']:.3f}")
         ax_rf.scatter(model.fittedvalues, model.resid, s=6, alpha=0.6)
         ax_rf.axhline(0, color="k", lw=0.8)
         ax_rf.set(xlabel="fitted peak accuracy (cell mean)", ylabel="residual")
-        ax_rf.set_title(f"cell variances span x{d['var_ratio']:.3g} (Brown-Forsythe p = {d['bf_p']:.2g})",
-                        fontsize="small")
+        ax_rf.set_title(f"cell variances span a factor {d['var_ratio']:,.0f} (Brown-Forsythe p = {d['bf_p']:.2g})")
     fig.tight_layout()
     return fig
 
@@ -106,11 +124,11 @@ def plot_residuals(results: dict):
 def plot_curves(df: pd.DataFrame, cfg):
     """Test accuracy against updates, mean and sd over seeds, per optimizer (columns) and arm (rows)."""
     n_read = df["curve"].map(len)                                    # readings are evenly spaced in updates
-    long = df.assign(update=[[u * (k + 1) // n for k in range(n)] for u, n in zip(df["updates"], n_read)])
+    long = df.assign(update=[[u * (k + 1) // n for k in range(n)] for u, n in zip(df["updates"], n_read, strict=False)])
     long = long.explode(["curve", "update"]).astype({"curve": float, "update": int}).rename(columns={"curve": "acc"})
     batches = [str(b) for b in sorted(df["batch"].unique())]
     palette = sns.color_palette("viridis", len(batches))
-    fig, axes = plt.subplots(len(ARMS), len(cfg.optimizers), figsize=(2.6 * len(cfg.optimizers), 5.5), sharey=True,
+    fig, axes = plt.subplots(len(ARMS), len(cfg.optimizers), figsize=(2.6 * len(cfg.optimizers), 5.5), sharey="row",
                              squeeze=False)
     for i, arm in enumerate(ARMS):
         for j, o in enumerate(cfg.optimizers):
@@ -126,6 +144,6 @@ def plot_curves(df: pd.DataFrame, cfg):
         axes[i, 0].annotate(ARM_LABELS[arm], (0, 0.5), xytext=(-60, 0), xycoords="axes fraction",
                             textcoords="offset points", rotation=90, va="center", ha="center")
     if axes[0, -1].get_legend():
-        sns.move_legend(axes[0, -1], "lower right", title="batch")
+        sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), title="batch")   # off the data
     fig.tight_layout()
     return fig

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ... import paths, stats, sweeps, utils
+from . import variance
 from .config import Study04
 
 ALPHA = 0.05                 # significance level of every test (the paper's)
@@ -86,7 +87,9 @@ def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str
     read after every ``eval_every``-th epoch (``curve``); ``best_acc`` is its maximum (0 for
     points after a divergence), ``best_update`` the number of updates there, ``final_acc``
     its last point. Also: total ``updates``, ``finite`` final training loss, effective
-    ``batch``, the wall ``seconds`` of training and its ``cpu_seconds`` (the cost of the job).
+    ``batch``, the wall ``seconds`` of training and its ``cpu_seconds`` (the cost of the job); the
+    gradient evaluations per update (L-BFGS's line search spends several; 1 for the others) and, for
+    SophiaH, the mean share of clipped coordinates and of coordinates whose Hessian average is <= 0.
     """
     from ... import models, train
 
@@ -105,16 +108,20 @@ def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str
         warnings.simplefilter("ignore")   # create_graph=True reference-cycle warning of Hessian optimizers
         h = train.fit(spec, ds, cfg, cache=False, progress=False, device="cpu").history
     cpu = time.process_time() - cpu0                          # this process's CPU: the job's cost on any machine load
-    acc = dict(zip(h["epoch"], h["test_acc"].fillna(0.0)))
+    acc = dict(zip(h["epoch"], h["test_acc"].fillna(0.0), strict=False))
     marks = range(eval_every, epochs + 1, eval_every)
     curve = [float(acc.get(e, 0.0)) for e in marks]           # a diverged run stops early: 0 afterwards
     n = len(ds.x_train)
     bs = train.effective_batch(n, batch_size)
     steps = -(-n // bs)
     k = int(np.argmax(curve))
+    log = np.asarray(train.optimizer_log(optimizer), dtype=float)       # SophiaH's clip shares, L-BFGS's evaluations
+    clip = log.reshape(-1, 2).mean(0) if optimizer == "sophiah" and log.size else (math.nan, math.nan)
+    evals = float(log.mean()) if optimizer == "lbfgs" and log.size else 1.0
     return {"best_acc": max(curve), "final_acc": curve[-1], "best_update": (k + 1) * eval_every * steps,
             "updates": epochs * steps, "finite": bool(math.isfinite(h["train_loss"].iloc[-1])) and len(h) == epochs,
-            "batch": bs, "curve": curve, "seconds": float(h["seconds"].iloc[-1]), "cpu_seconds": cpu}
+            "batch": bs, "curve": curve, "seconds": float(h["seconds"].iloc[-1]), "cpu_seconds": cpu,
+            "grad_evals_per_update": evals, "clip_fraction": float(clip[0]), "hessian_nonpositive": float(clip[1])}
 
 
 # --------------------------------------------------------------------------- design
@@ -123,7 +130,7 @@ def _check(cfg) -> None:
         raise TypeError(f"cfg must be a Study04 (studies.profiles.load('04', profile)), got {type(cfg).__name__}")
 
 
-def orders(cfg) -> tuple[list[str], list[str]]:
+def orders(cfg: Study04) -> tuple[list[str], list[str]]:
     """(first-order, second-order) optimizers of ``cfg.optimizers``, by ``train.OPTIMIZERS``."""
     from ... import train
 
@@ -132,7 +139,7 @@ def orders(cfg) -> tuple[list[str], list[str]]:
             [o for o in cfg.optimizers if train.OPTIMIZERS[o].order == 2])
 
 
-def budgets(cfg) -> pd.DataFrame:
+def budgets(cfg: Study04) -> pd.DataFrame:
     """One row per (arm, batch size): effective batch, epochs, eval_every (epochs between readings), updates.
 
     ``steps``: ``k = round(steps_per_epoch(smallest) / steps_per_epoch(b))`` epochs per reading,
@@ -156,7 +163,7 @@ def budgets(cfg) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def job_params(cfg, budget, optimizer: str, lr: float, seed: int, split: str) -> dict:
+def job_params(cfg: Study04, budget, optimizer: str, lr: float, seed: int, split: str) -> dict:
     """The ``train_job`` keyword arguments of one training: ``budget`` is a row of ``budgets(cfg)``."""
     return dict(dataset=cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, split=split,
                 model=cfg.model, width=cfg.width, depth=cfg.depth, optimizer=optimizer, lr=float(lr),
@@ -164,7 +171,7 @@ def job_params(cfg, budget, optimizer: str, lr: float, seed: int, split: str) ->
                 seed=int(seed), schedule=cfg.schedule)
 
 
-def _run(cfg, jobs: list[dict], store, address: str) -> pd.DataFrame:
+def _run(cfg: Study04, jobs: list[dict], store, address: str) -> pd.DataFrame:
     """Run the distinct jobs once (both arms share the smallest batch's) and return one row per job.
 
     ``sweeps.run`` gives each worker process one thread but leaves an in-process run
@@ -174,7 +181,7 @@ def _run(cfg, jobs: list[dict], store, address: str) -> pd.DataFrame:
     unique = list({sweeps.job_key(train_job, j): j for j in jobs}.values())
     with utils.one_thread():
         df = sweeps.run(train_job, unique, store=store, address=address, n_jobs=cfg.n_jobs, threads=1)
-    by_key = {sweeps.job_key(train_job, j): r for j, r in zip(unique, df.to_dict("records"))}
+    by_key = {sweeps.job_key(train_job, j): r for j, r in zip(unique, df.to_dict("records"), strict=False)}
     return pd.DataFrame([by_key[sweeps.job_key(train_job, j)] for j in jobs])
 
 
@@ -184,7 +191,7 @@ def default_store():
 
 
 # --------------------------------------------------------------------------- drivers
-def tune_lr(cfg, *, store=None, address: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+def tune_lr(cfg: Study04, *, store=None, address: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per (arm, optimizer, batch size): the lr with the best mean validation response.
 
     For each cell, a walk on the optimizer's ladder in ``cfg.lr_grid``: start with its middle
@@ -222,19 +229,29 @@ def tune_lr(cfg, *, store=None, address: str = "") -> tuple[pd.DataFrame, pd.Dat
         out = _run(cfg, jobs, store, address)
         acc = out[RESPONSE].to_numpy().reshape(len(todo), len(seeds))
         cpu = out["cpu_seconds"].to_numpy().reshape(len(todo), len(seeds)).sum(1)
-        for (b, o, i), a, c in zip(todo, acc, cpu):
+        for (b, o, i), a, c in zip(todo, acc, cpu, strict=False):
             scores[(b.arm, b.batch_size, o, i)] = a
             costs[(b.arm, b.batch_size, o, i)] = c
-        for b, o in cells:
-            key = (b.arm, b.batch_size, o)
-            idx = sorted(tried[key])
-            best = max(idx, key=lambda i: (scores[(*key, i)].mean(), -i))
-            if best == idx[0] and best > 0:
-                tried[key].add(best - 1)
-            elif best == idx[-1] and best < len(ladders[o]) - 1:
-                tried[key].add(best + 1)
-            else:
-                done[key] = best
+        _advance(cells, tried, scores, ladders, done)
+    return _lr_tables(cfg, scores, costs, done, ladders)
+
+
+def _advance(cells, tried: dict, scores: dict, ladders: dict, done: dict) -> None:
+    """One step of every cell's walk: try the next lr out when the best is at an edge, else mark it done."""
+    for b, o in cells:
+        key = (b.arm, b.batch_size, o)
+        idx = sorted(tried[key])
+        best = max(idx, key=lambda i: (scores[(*key, i)].mean(), -i))
+        if best == idx[0] and best > 0:
+            tried[key].add(best - 1)
+        elif best == idx[-1] and best < len(ladders[o]) - 1:
+            tried[key].add(best + 1)
+        else:
+            done[key] = best
+
+
+def _lr_tables(cfg: Study04, scores: dict, costs: dict, done: dict, ladders: dict):
+    """(every candidate tried, the chosen lr per cell) from the walk's scores."""
     budget = budgets(cfg).set_index(["arm", "batch_size"])
     rows = []
     for (arm, bs, o, i), acc in scores.items():
@@ -249,13 +266,13 @@ def tune_lr(cfg, *, store=None, address: str = "") -> tuple[pd.DataFrame, pd.Dat
     table = table.sort_values(["arm", "optimizer", "batch", "lr"]).reset_index(drop=True)
     chosen = table[table["chosen"]].drop(columns=["chosen", "cpu_s", "updates"]).reset_index(drop=True)
     chosen["at_edge"] = [lr in (ladders[o][0], ladders[o][-1]) and len(ladders[o]) > 1
-                         for o, lr in zip(chosen["optimizer"], chosen["lr"])]
+                         for o, lr in zip(chosen["optimizer"], chosen["lr"], strict=False)]
     for t in (table, chosen):
         t["arm"], t["optimizer"] = t["arm"].astype(str), t["optimizer"].astype(str)
     return table, chosen
 
 
-def run_grid(cfg, chosen: pd.DataFrame, *, store=None, address: str = "") -> pd.DataFrame:
+def run_grid(cfg: Study04, chosen: pd.DataFrame, *, store=None, address: str = "") -> pd.DataFrame:
     """Every (arm, batch size, optimizer, seed) training with the cell's tuned lr, scored on test.
 
     One row each: arm, the job's params, then ``train_job``'s results.
@@ -274,12 +291,14 @@ def run_grid(cfg, chosen: pd.DataFrame, *, store=None, address: str = "") -> pd.
 
 def cells(df: pd.DataFrame) -> pd.DataFrame:
     """Per (arm, optimizer, batch) cell: lr, updates, n, mean/sd/var of peak accuracy, mean final accuracy,
-    diverged runs and the mean CPU seconds of one training (its cost)."""
+    diverged runs, gradient evaluations per update, and SophiaH's clipped and non-positive-curvature shares.
+    (CPU seconds stay out: a published table must not change between reruns; ``cpu_seconds`` sums them.)"""
     return (df.groupby(["arm", "optimizer", "batch"], sort=False)
             .agg(lr=("lr", "first"), updates=("updates", "first"), n=(RESPONSE, "size"),
                  mean_best=(RESPONSE, "mean"), sd_best=(RESPONSE, "std"), var_best=(RESPONSE, "var"),
                  mean_final=("final_acc", "mean"), diverged=("finite", lambda f: int((~f.astype(bool)).sum())),
-                 cpu_s=("cpu_seconds", "mean"))
+                 grad_evals=("grad_evals_per_update", "mean"), clip_fraction=("clip_fraction", "mean"),
+                 hessian_nonpositive=("hessian_nonpositive", "mean"))
             .reset_index())
 
 
@@ -289,16 +308,18 @@ def cpu_seconds(df: pd.DataFrame, column: str = "cpu_seconds") -> float:
     return float(df.drop_duplicates(keys)[column].sum())
 
 
-def analyze(df: pd.DataFrame, cfg) -> dict:
+def analyze(df: pd.DataFrame, cfg: Study04) -> dict:
     """The statistics of each arm of the grid ``df``: {arm: dict of the model and tables}.
 
     Per arm: ``model`` (OLS of ``best_acc ~ C(optimizer) * C(batch)``), ``anova`` (Type II,
     partial eta²), ``anova_hc3`` (the same F tests with HC3 covariance), ``art`` (aligned
     rank transform ANOVA), ``diagnostics`` (residual normality, cell-variance spread),
     ``tukey`` (between batch sizes), ``brown_forsythe`` (equal variance across optimizers,
-    per batch size), ``variance_ratios`` (every first/second-order pair per batch size,
-    Holm-corrected, both directions), ``worst`` (each optimizer's batch size with the lowest
-    mean and the bootstrap share of resamples in which full batch is lowest),
+    per batch size), ``pooled_variance`` (the 04.3 family: per batch size, second- against first-order
+    cells pooled, Brown-Forsythe, Holm over the batch sizes), ``variance_ratios`` (every pair's and the
+    pooled variance ratio with a bootstrap interval of its log), ``mde_ratio`` and ``power`` (the fold
+    reduction this design detects with 80% power, by simulation, and the power curve), ``worst`` (each
+    optimizer's batch size with the lowest mean and the bootstrap share of resamples in which full batch is lowest),
     ``p_majority`` (bootstrap share in which a majority is lowest at full batch), ``full_batch``.
     """
     first, second = orders(cfg)
@@ -308,9 +329,9 @@ def analyze(df: pd.DataFrame, cfg) -> dict:
         part = df[df["arm"] == arm]
         model = stats.ols(part, RESPONSE, factors)
         full = int(part["batch"].max())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            vr = stats.variance_ratios(part, RESPONSE, first, second, alpha=ALPHA)
+        pooled = variance.pooled_tests(part, RESPONSE, first, second)
+        n_seeds = int(part.groupby(["optimizer", "batch"]).size().min())
+        mde, power = variance.min_detectable_ratio(n_seeds, len(first), len(second), len(pooled))
         boot, counts = stats.lowest_mean_bootstrap(part, RESPONSE, full, n_boot=N_BOOT, seed=0)
         worst = stats.lowest_mean_level(part, RESPONSE).merge(boot.rename(columns={"p_lowest": "p_full_lowest"}))
         out[arm] = {
@@ -321,7 +342,11 @@ def analyze(df: pd.DataFrame, cfg) -> dict:
             "diagnostics": stats.residual_diagnostics(model, factors),
             "tukey": stats.tukey(part, RESPONSE, "batch", alpha=ALPHA),
             "brown_forsythe": stats.brown_forsythe_by(part, RESPONSE, "optimizer", "batch"),
-            "variance_ratios": vr,
+            "variance_ratios": variance.ratio_intervals(part, RESPONSE, first, second),
+            "pooled_variance": pooled,
+            "mde_ratio": mde,
+            "power": power,
+            "n_seeds": n_seeds,
             "worst": worst,
             "p_majority": float(np.mean(counts > FULL_BATCH_MAJORITY * len(worst))),
             "full_batch": full,
@@ -347,6 +372,8 @@ def tables(results: dict) -> dict[str, pd.DataFrame]:
         "tukey_batch": stack(lambda arm, r: r["tukey"]),
         "brown_forsythe": stack(lambda arm, r: r["brown_forsythe"]),
         "variance_ratios": stack(lambda arm, r: r["variance_ratios"]),
+        "pooled_variance": stack(lambda arm, r: r["pooled_variance"]),
+        "power": stack(lambda arm, r: r["power"]),
         "worst": stack(lambda arm, r: r["worst"]),
     }
 
