@@ -54,7 +54,7 @@ class TrainConfig:
     seed: int = 0
     weight_decay: float = 0.0
     momentum: float = 0.9
-    schedule: str = "cosine"       # "cosine" or "constant"
+    schedule: str = "cosine"       # "cosine", "warmup_cosine" (linear warm-up over the first epoch) or "constant"
     loss: str = "ce"               # "ce" (cross-entropy) or "mse" (regression / one-hot)
 
 
@@ -325,10 +325,10 @@ def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch, eval_e
     bs = effective_batch(n, cfg.batch_size)
     steps_per_epoch = -(-n // bs)
     sched = None
-    if cfg.schedule == "cosine" and not info.closure:
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch))
-    elif cfg.schedule not in ("cosine", "constant"):
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: cosine, constant")
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: {', '.join(SCHEDULES)}")
+    if cfg.schedule != "constant" and not info.closure:
+        sched = _scheduler(opt, cfg.schedule, cfg.epochs * steps_per_epoch, steps_per_epoch)
     g = torch.Generator().manual_seed(cfg.seed)
     x_all, y_all = ds.x_train.to(device), ds.y_train.to(device)
     rows = []
@@ -364,6 +364,19 @@ def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch, eval_e
     if bar is not None:
         bar.close()
     return pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"])
+
+
+SCHEDULES = ("cosine", "warmup_cosine", "constant")
+
+
+def _scheduler(opt, schedule: str, total: int, warmup: int):
+    """Cosine decay over ``total`` steps; ``warmup_cosine`` first rises linearly from lr/10 over ``warmup``
+    steps (one epoch), the standard cure for the early loss spikes of SGD with momentum at a large lr."""
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR
+    if schedule == "cosine" or total <= warmup:
+        return cosine(opt, T_max=max(1, total))
+    rise = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(opt, [rise, cosine(opt, T_max=total - warmup)], milestones=[warmup])
 
 
 def _steps(model, opt, info: OptimizerInfo, fn, sched, x_all, y_all, perm, bs: int) -> None:
