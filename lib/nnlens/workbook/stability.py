@@ -17,13 +17,14 @@ notebook's kernel as a config override (``NNLENS_OVERRIDES``, read by ``studies.
 - 01 ``seed`` (data split, randomized PCA, the SVM's CV folds);
 - 02 ``lds_seed`` (LDS subsets and TRAK's projection);
 - 03 ``seed`` (data, teacher direction, init and batch order);
-- 05 ``seed`` (projection matrices of the engine checks);
-- 04 has no seed-like field (its seeds are counts from fixed offsets): threads only.
+- 04 has no seed-like field (its seeds are counts from fixed offsets): threads only;
+- 05's ``seed`` is an input of its benchmark (``bench/ntk.csv``, made by ``benchmarks/ntk.py``
+  without overrides), so the notebook refuses a config that differs from it: threads only.
 
 What the configs lack to vary every nuisance the ledger names: 02's kGLM optimizer
 ``random_state`` and its kernels' projection seed follow the training seed (no field of their
 own); 01's network seeds are the tuple ``seeds`` (a rerun with other seeds retrains everything);
-04 has no seed offset.
+04 has no seed offset; 05's seed would need the benchmark rerun with it.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from ..studies import profiles
 from . import preflight, runner
 
 SCRATCH = paths.ROOT / ".scratch" / "stability"
-SEED_FIELDS = {"01": "seed", "02": "lds_seed", "03": "seed", "05": "seed"}   # one seed-like field per study
+SEED_FIELDS = {"01": "seed", "02": "lds_seed", "03": "seed"}   # one seed-like field per study
 
 
 @dataclass(frozen=True)
