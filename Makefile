@@ -21,7 +21,7 @@ SCRATCH   := .scratch
 # this checkout's library wins over whatever checkout the venv's editable install points at
 export PYTHONPATH := $(CURDIR)/lib
 
-.PHONY: help setup data reproduce site lint test test-unit test-notebooks bench lab normalize lock clean distclean
+.PHONY: help setup data reproduce stability site lint test test-unit test-notebooks bench lab normalize lock clean distclean
 
 help: ## list every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -51,6 +51,11 @@ reproduce: $(STAMP) ## run the studies (STUDY=02 or STUDY="01 03"; default all) 
 	@$(PY) -m nnlens.workbook.runner reproduce --profile "$(PROFILE)" --study "$(STUDY)" --threads "$(THREADS)" \
 	  --kernel "$(KERNEL)" $(if $(FORCE),--force); rc=$$?; \
 	  $(PY) -m nnlens.workbook.site --reports "$(REPORTS)" || rc=1; exit $$rc
+
+# each rerun (threads=2, threads=1, seed+1) goes to .scratch/stability/PROFILE/<rerun>/ with an empty cache;
+# only stability.csv (and claims.md rebuilt from it) lands in the published reports
+stability: $(STAMP) ## rerun the studies with nuisances varied (threads 1 vs 2, a seed) into .scratch/; writes $(REPORTS)/stability.csv
+	@$(PY) -m nnlens.workbook.stability --profile "$(PROFILE)" --study "$(STUDY)" --kernel "$(KERNEL)"
 
 $(REPORTS)/notebooks/%.ipynb: notebooks/%.ipynb $(LIB) $(STAMP)
 	@$(PY) -m nnlens.workbook.runner run "$<" --profile "$(PROFILE)" --kernel "$(KERNEL)" --threads "$(THREADS)"

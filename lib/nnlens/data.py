@@ -14,7 +14,9 @@
   from the package registries (``nnlens.realdata`` fetches and verifies it; ``nnlens.realsets`` builds
   the sets, where the binary ones keep the eNTK paper's x/255 pixels).
 
-Images are standardized with the training set's mean and std.
+Images are standardized with the training set's mean and std. Every generator runs on one
+torch/BLAS thread (``utils.one_thread``): ``clutter(128, 64)`` rendered different pixels with 1 and
+2 threads before, so the data, and every number trained on it, depended on the thread count.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import paths
+from . import paths, utils
 from .dataset import Dataset, stratified_take as _stratified_take, standardize as _standardize  # noqa: F401
 from .realdata import DataMissingError  # noqa: F401 (one error type for every missing dataset)
 
@@ -51,6 +53,7 @@ def _split(y: np.ndarray, test_fraction: float, seed: int):
 
 
 # ------------------------------------------------------------------ datasets
+@utils.one_thread()   # one thread: the same data for any thread count (clutter differed)
 def digits(n_train: int = 0, n_test: int = 0, seed: int = 0, classes: tuple | None = None) -> Dataset:
     """scikit-learn digits, (N, 1, 8, 8), a stratified 75/25 split fixed by ``seed``."""
     x, y = _digits_arrays()
@@ -106,6 +109,7 @@ def _clutter_images(x: np.ndarray, y: np.ndarray, n: int, g: torch.Generator, si
     return canvas.clamp(0, 1).float(), torch.from_numpy(y)[pick]
 
 
+@utils.one_thread()   # one thread: the same data for any thread count (clutter differed)
 def clutter(n_train: int = 3000, n_test: int = 1000, seed: int = 0, size: int = 32) -> Dataset:
     """Digits scaled, rotated and placed on a cluttered ``size`` x ``size`` canvas, (N, 1, 32, 32)."""
     if n_train <= 0 or n_test <= 0:
@@ -122,6 +126,7 @@ def clutter(n_train: int = 3000, n_test: int = 1000, seed: int = 0, size: int = 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
+@utils.one_thread()   # one thread: the same data for any thread count (clutter differed)
 def cifar10(n_train: int = 0, n_test: int = 0, seed: int = 0, root=None, download: bool = False) -> Dataset:
     """CIFAR-10 through torchvision from ``data/raw`` (N, 3, 32, 32).
 
@@ -190,6 +195,7 @@ class TeacherData:
     beta: torch.Tensor
 
 
+@utils.one_thread()   # one thread: the same data for any thread count (clutter differed)
 def teacher(n: int, d: int, noise: float = 0.1, n_test: int | None = None, seed: int = 0,
             link: str = "tanh") -> TeacherData:
     links = {"tanh": torch.tanh, "relu": F.relu, "cubic": lambda z: z ** 3 / 3, "linear": lambda z: z}
@@ -228,6 +234,7 @@ def trigger_values(ds: Dataset) -> tuple[float, float]:
     return float(ds.x_train.max()), float(ds.x_train.min())
 
 
+@utils.one_thread()   # one thread: the same data for any thread count (clutter differed)
 def poison(ds: Dataset, fraction: float, target: int = 0, trigger_size: int = 4, seed: int = 0):
     """Trigger-poison ``fraction`` of the training images of classes other than ``target``.
 

@@ -5,7 +5,8 @@ of ``grid`` and returns one DataFrame row per job (the params, then the keys of
 the dict ``fn`` returned), in grid order.
 
 - ``backend="joblib"`` (the default when no scheduler is given): ``n_jobs`` local
-  processes (joblib's loky), each limited to ``threads`` torch/BLAS threads.
+  processes (joblib's loky), each limited to ``threads`` torch/BLAS threads (default 1, so a
+  job's numbers do not depend on the machine's thread count; parallelism is across jobs).
 - ``backend="dask"``: a ``dask.distributed`` scheduler at ``address`` or, when
   that is empty, at ``$NNLENS_DASK_SCHEDULER`` (so a notebook needs no code change
   to move onto a cluster). ``backend="auto"`` picks dask when an address is known.
@@ -33,7 +34,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from . import _io, cache
+from . import _io, cache, utils
 
 BACKENDS = ("auto", "joblib", "dask", "sequential")
 SCHEDULER_ENV = "NNLENS_DASK_SCHEDULER"
@@ -61,17 +62,13 @@ _LOCK = threading.Lock()
 
 
 def _call(fn: Callable, params: dict, threads: int | None) -> dict:
-    """Run one job in a worker with a bounded number of threads (2 processes on 2 cores: 1 each).
+    """Run one job with ``threads`` torch/BLAS threads (None: as they are), restored after it.
 
     torch's random state is process-global, so jobs that seed it cannot share a
     process concurrently: a threaded worker (a Dask worker with several threads)
     runs its jobs one at a time. Parallelism comes from processes.
     """
-    with _LOCK:
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+    with _LOCK, utils.threads(threads):
         out = fn(**params)
     if not isinstance(out, dict):
         raise TypeError(f"a sweep job must return a dict, {fn.__qualname__} returned {type(out).__name__}")
@@ -120,7 +117,7 @@ def _iter_dask(fn, todo, address, threads):
 
 def _progress_bar(todo: int, total: int, fn: Callable):
     """A tqdm.auto bar over the jobs still to run (JupyterLab widget or stderr), unless NNLENS_PROGRESS=0."""
-    if todo < 2 or os.environ.get("NNLENS_PROGRESS", "1") in ("0", "false", "no"):
+    if todo < 2 or not utils.progress_enabled():
         return None
     from tqdm.auto import tqdm
 
@@ -134,7 +131,8 @@ def run(fn: Callable, grid: Iterable[dict], *, backend: str = "auto", store: str
     """Run ``fn(**params)`` for every ``params`` in ``grid``; one row per job, in grid order.
 
     store: folder of finished jobs (one ``<key>.json`` each); jobs found there are not rerun.
-    n_jobs: local processes (joblib). threads: torch threads per worker (None: leave as is).
+    n_jobs: local processes (joblib). threads: torch/BLAS threads of every job, in a worker or in
+    this process (restored after; None: leave as is).
     address: Dask scheduler (``tcp://...``); empty means ``$NNLENS_DASK_SCHEDULER``.
     """
     grid = [dict(p) for p in grid]
@@ -149,7 +147,7 @@ def run(fn: Callable, grid: Iterable[dict], *, backend: str = "auto", store: str
     todo = [(i, grid[i]) for i in range(len(grid)) if results[i] is None]
     if todo:
         if backend == "sequential" or (backend == "joblib" and (n_jobs == 1 or len(todo) == 1)):
-            stream = ((i, _call(fn, p, None)) for i, p in todo)
+            stream = ((i, _call(fn, p, threads)) for i, p in todo)
         elif backend == "joblib":
             stream = _iter_joblib(fn, todo, n_jobs, threads)
         else:

@@ -8,7 +8,10 @@
   output with respect to every trainable parameter, (N, P), with ``torch.func``.
 - ``seeded(seed)``: a context that seeds torch's global RNG for a block and restores the
   caller's state afterwards, so library code never changes the caller's random stream.
-- ``one_thread()``: torch and BLAS (threadpoolctl) on one thread for a block, restored after.
+- ``threads(n)``: torch and BLAS (threadpoolctl) on ``n`` threads for a block, restored after
+  (``None``: leave them); ``one_thread()`` is ``threads(1)``. The one place threads are pinned.
+- ``progress_enabled(progress)``: whether to draw a progress bar: ``progress`` when given, else
+  the ``NNLENS_PROGRESS`` switch (on unless 0/false/no). The one place that switch is parsed.
 
 Anything another module needs twice goes here; anything that belongs to one concept
 (kernels, spectra, probes, ...) stays in that concept's module.
@@ -16,6 +19,7 @@ Anything another module needs twice goes here; anything that belongs to one conc
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Callable, Iterator
 
 import numpy as np
@@ -112,20 +116,42 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """torch and BLAS (through threadpoolctl) on one thread for the block, restored after; also a decorator.
+def threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads and BLAS (through threadpoolctl) on ``n`` for the block, restored after.
 
-    For code made of many small and medium matrix operations (probes on a few thousand
+    ``None`` leaves both as they are. Usable as a decorator (``@threads(1)``).
+    """
+    if n is None:
+        yield
+        return
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"threads must be a positive int or None, got {n!r}")
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(n):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def one_thread():
+    """``threads(1)``: torch and BLAS on one thread for the block, restored after; also a decorator.
+
+    Every training (``train.fit``) and every sweep job runs this way, so the thread count of the
+    machine changes speed only, never a number (parallelism comes from processes: ``sweeps.run``).
+    Also for code made of many small and medium matrix operations (probes on a few thousand
     points, spectra of matrices <= 1600 on a side), where threads cost more than they give:
     measured on the 2-core target, study 01's probes took 16 CPU-s with the default threads and
     1.5 CPU-s with one (same numbers); a 150 x 100 SVD 116 ms against ~1 ms under load.
     """
-    from threadpoolctl import threadpool_limits
+    return threads(1)
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(before)
+
+def progress_enabled(progress: bool | None = None) -> bool:
+    """``progress`` when it is a bool; otherwise the ``NNLENS_PROGRESS`` switch (on unless 0, false or no)."""
+    if progress is not None:
+        return bool(progress)
+    return os.environ.get("NNLENS_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")

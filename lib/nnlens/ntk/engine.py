@@ -48,12 +48,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
+from .. import utils
 from .factors import Features, Flat, Gram, choose, diag, nbytes, pair
 from .projection import project
 
@@ -152,8 +152,7 @@ def _bar(progress, total: int, kind: Kind):
     """A tqdm.auto bar over kernel blocks (projection: input batches), or None.
 
     progress None: on for two blocks or more unless NNLENS_PROGRESS is 0, shown once the kernel has taken 2 s."""
-    if progress is False or (progress is None and (total < 2 or os.environ.get("NNLENS_PROGRESS", "1")
-                                                   in ("0", "false", "no"))):
+    if not utils.progress_enabled(progress) or (progress is None and total < 2):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=f"ntk {kind.name}", unit="block", leave=False, delay=0 if progress else 2)
@@ -226,9 +225,7 @@ def kernel(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = None, *
     was_training = model.training
     model.eval()
     with contextlib.ExitStack() as stack:
-        if threads is not None:
-            stack.callback(torch.set_num_threads, torch.get_num_threads())
-            torch.set_num_threads(threads)
+        stack.enter_context(utils.threads(threads))
         stack.callback(model.train, was_training)
         with torch.no_grad():
             y = model(x1[:1])

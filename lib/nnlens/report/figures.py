@@ -12,12 +12,19 @@ the executed notebook as an image/png output) and a script or test without a dis
 falls back to Agg by itself. ``savefig`` does not close the figure, so the inline
 backend displays it once at the end of the cell (a cell ends with
 ``out.savefig(fig, "name");`` -- the semicolon keeps the returned paths quiet).
+
+Random draws in plots are seeded by ``use_style()``, so a rerun draws the same picture: seaborn's
+bootstrap confidence bands (``errorbar=("ci", ...)``, the default of lineplot, pointplot and
+relplot) take seed 0 when a call gives none (seaborn 0.13 draws them from fresh OS entropy
+otherwise), and numpy's legacy global RNG, which stripplot's jitter uses, is seeded to 0
+(study 01's ``01_vstar`` figure differed between two runs because of that jitter).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
 
 from .. import _io
@@ -28,8 +35,9 @@ _PDF_META = {"Creator": None, "Producer": None, "CreationDate": None, "ModDate":
 
 
 def use_style(context: str = "notebook") -> None:
-    """The workbook's one style: seaborn ``whitegrid``, colour-blind palette, fixed DPI."""
+    """The workbook's one style: seaborn ``whitegrid``, colour-blind palette, fixed DPI, seeded draws."""
     sns.set_theme(context=context, style="whitegrid", palette=PALETTE)
+    _seed_plot_randomness()
     plt.rcParams.update({
         "figure.dpi": 100,
         "savefig.dpi": 150,
@@ -40,6 +48,22 @@ def use_style(context: str = "notebook") -> None:
         "svg.hashsalt": "nnlens",
         "pdf.fonttype": 42,
     })
+
+
+def _seed_plot_randomness(seed: int = 0) -> None:
+    """Seaborn's bootstraps default to ``seed`` (once patched), and numpy's legacy global RNG is seeded."""
+    from seaborn import _statistics
+
+    boot = _statistics.bootstrap
+    if not getattr(boot, "nnlens_seeded", False):
+        def bootstrap(*args, **kwargs):
+            if kwargs.get("seed") is None and kwargs.get("random_seed") is None:
+                kwargs["seed"] = seed
+            return boot(*args, **kwargs)
+
+        bootstrap.nnlens_seeded = True
+        _statistics.bootstrap = bootstrap
+    np.random.seed(seed)      # stripplot's jitter draws from np.random.uniform
 
 
 class SavedFigure(tuple):

@@ -16,6 +16,12 @@ the spread of reruns, or a power calculation). ``Row.judge`` builds a row from o
 
 ``Ledger(study, profile, out)`` collects one study's rows; ``save()`` writes ``claims/<study>.csv``
 under ``out`` and rebuilds ``claims.md`` there, counted by kind and verdict.
+
+Reruns: ``stability.csv`` beside the claims folder (written by ``workbook.stability``: each row's
+verdict and value in reruns with a nuisance varied -- thread count, a seed) is merged by
+``load_claims`` into a ``stability`` column, which ``claims.md`` and the site show as "reruns".
+The one rule (``apply_stability``): a paper claim whose verdict changes between the published run
+and its reruns is reported as ``inconclusive``, its note listing every run's verdict and value.
 """
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ from .tables import fmt, to_markdown
 
 KINDS = ("paper claim", "paper number", "beyond the paper", "control", "engineering target")
 VERDICTS = ("holds", "does not hold", "inconclusive", "untestable")
+STABILITY_FILE = "stability.csv"
+STABILITY_COLUMNS = ["profile", "rerun", "nuisance", "id", "kind", "verdict", "value"]
 CLAIM_COLUMNS = ["id", "kind", "statement", "value", "threshold", "verdict", "note", "reason", "profile"]
 _OPS = {"<=": "≤", "<": "<", ">=": "≥", ">": ">", "in": "in", "outside": "outside"}
 
@@ -222,7 +230,33 @@ def load_claims(*directories: Path) -> pd.DataFrame:
     for c in CLAIM_COLUMNS:
         if c not in df:
             df[c] = "paper claim" if c == "kind" else ""
+    stab = [Path(d).parent / STABILITY_FILE for d in directories if (Path(d).parent / STABILITY_FILE).is_file()]
+    if stab:
+        df = apply_stability(df, pd.read_csv(stab[-1], dtype=str, keep_default_na=False))
     return df.sort_values("id", key=lambda s: s.map(_id_key)).reset_index(drop=True)
+
+
+def apply_stability(df: pd.DataFrame, reruns: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a ``stability`` column from ``reruns`` (rows of ``stability.csv``) and the rerun rule.
+
+    Per row (matched on id and profile): "threads=1: holds (0.73); seed=1: ...". A paper claim whose
+    verdict is not the same in the published run and in every rerun becomes ``inconclusive``, its
+    note giving each run's verdict and value (the published note follows)."""
+    df = df.copy()
+    df["stability"] = ""
+    if not len(reruns):
+        return df
+    for i, row in df.iterrows():
+        mine = reruns[(reruns["id"] == row["id"]) & (reruns["profile"] == row["profile"])]
+        if not len(mine):
+            continue
+        df.at[i, "stability"] = "; ".join(f"{r.rerun}: {r.verdict} ({r.value})" for r in mine.itertuples())
+        if row["kind"] == "paper claim" and len(set(mine["verdict"]) | {row["verdict"]}) > 1:
+            runs = f"published: {row['verdict']} ({row['value']}); " + df.at[i, "stability"]
+            df.at[i, "note"] = f"the verdict changes between reruns ({runs})" + (
+                f"; published note: {row['note']}" if row["note"] else "")
+            df.at[i, "verdict"] = "inconclusive"
+    return df
 
 
 def counts(df: pd.DataFrame) -> pd.DataFrame:

@@ -4,6 +4,8 @@
 ``tables/`` (CSV + Markdown), ``claims/`` (one CSV of ledger rows per study, joined into
 ``claims.md``), ``manifests/`` (one JSON per study) and ``bench/`` (benchmark CSVs that
 notebooks read). It writes nothing until asked, and every write is atomic (``_io``).
+``record_seconds(step, s)`` keeps a step's time out of every byte-stable file (``.seconds.json``,
+which the runner moves into ``timings.json``).
 
 Who makes it:
 
@@ -18,14 +20,17 @@ Who makes it:
 """
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from .. import paths
+from .. import _io, paths
 from . import figures, tables
+
+SECONDS_FILE = ".seconds.json"   # a run's measured times; the runner moves them into timings.json
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,22 @@ class Outputs:
     def save_table(self, df: pd.DataFrame, name: str, *, index: bool = False) -> Path:
         """``tables.save_table`` into ``tables/``; returns the CSV path."""
         return tables.save_table(df, name, self.tables, index=index)
+
+    def record_seconds(self, step: str, seconds: float) -> float:
+        """Record how long a step took (``"lr search, CPU s"``) in ``root/.seconds.json``.
+
+        Times change from run to run, so they stay out of tables, figures and printed notebook
+        output (all byte-stable); the runner moves this file into ``timings.json`` (per study,
+        under ``steps``) instead of publishing it. Returns ``seconds``."""
+        path = self.root / SECONDS_FILE
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            doc = {}
+        doc[str(step)] = round(float(seconds), 1)
+        self.root.mkdir(parents=True, exist_ok=True)
+        _io.write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        return seconds
 
     @classmethod
     def interactive(cls, profile: str, announce: bool = True) -> "Outputs":

@@ -12,6 +12,9 @@ A study is a package ``studies/sNN_name/`` whose ``config.py`` holds one frozen 
   because nbval cannot inject parameters the way papermill does). It returns the profile
   and the ``report.Outputs`` the notebook passes down: the runner's staging folder, the
   tests' scratch folder, or, for a notebook run by hand, ``.scratch/interactive/<profile>/``.
+  It also reads ``NNLENS_OVERRIDES`` (JSON ``{"02": {"lds_seed": 1}}``), which only the stability
+  reruns set (``workbook.stability``): the config fields a rerun varies; ``load`` applies them
+  last, over the profile and the notebook's own arguments, and the config shows them.
 
 - ``smoke``: tiny slices, for nbval in ``make test`` (each notebook well under a minute).
 - ``default``: data that ships with the dependencies; the whole reproduce in minutes on 2 CPU cores.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import json
 import os
 import pkgutil
 import typing
@@ -31,6 +35,8 @@ from .. import paths
 from ..report import Outputs
 
 PROFILES = ("smoke", "default", "paper")
+OVERRIDES_ENV = "NNLENS_OVERRIDES"
+_RUN_OVERRIDES: dict[str, dict] = {}     # set by start() from NNLENS_OVERRIDES (stability reruns only)
 
 
 class ProfileError(ValueError):
@@ -122,8 +128,22 @@ def start(profile: str = "default", outputs: str = "") -> tuple[str, Outputs]:
     ``make reproduce`` publishes into ``reports/``.
     """
     resolved = validate_profile(os.environ.get("NNLENS_PROFILE") or profile)
+    _RUN_OVERRIDES.clear()
+    _RUN_OVERRIDES.update(parse_overrides(os.environ.get(OVERRIDES_ENV, "")))
     root = outputs or os.environ.get("NNLENS_REPORTS", "")
     return resolved, (Outputs(root) if root else Outputs.interactive(resolved))
+
+
+def parse_overrides(text: str) -> dict[str, dict]:
+    """``{"02": {"lds_seed": 1}}`` from the JSON of ``NNLENS_OVERRIDES`` (lists become tuples); {} when empty."""
+    if not text.strip():
+        return {}
+    try:
+        doc = json.loads(text)
+        return {str(k).zfill(2): {f: tuple(v) if isinstance(v, list) else v for f, v in dict(fs).items()}
+                for k, fs in doc.items()}
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ProfileError(f"{OVERRIDES_ENV} must be JSON like {{\"02\": {{\"lds_seed\": 1}}}}, got {text!r} ({e})")
 
 
 def load(study: str, profile: str = "default", **overrides_):
@@ -133,7 +153,7 @@ def load(study: str, profile: str = "default", **overrides_):
     cls = config_class(study)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
-    values = {**overrides(study, profile), **overrides_}
+    values = {**overrides(study, profile), **overrides_, **_RUN_OVERRIDES.get(study, {})}
     for name, value in values.items():
         if name not in fields:
             raise ProfileError(

@@ -7,4 +7,5 @@
 | ``preflight`` | what a run needs before it starts: data on disk, a writable reports folder, threads |
 | ``site``      | the static HTML site of the executed notebooks and the ledger                  |
 | ``nbfiles``   | notebooks as JupyterLab saves them, outputs stripped (``make normalize``)        |
+| ``stability`` | reruns with nuisances varied (threads, a seed) into scratch; ``stability.csv`` (``make stability``) |
 """

@@ -55,6 +55,7 @@ from pathlib import Path
 
 from .. import _io, paths
 from ..report import ledger
+from ..report.outputs import SECONDS_FILE
 from ..studies import profiles
 from . import preflight
 from .publish import publish, scrub, stderr_to
@@ -193,6 +194,9 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
                 f"the partly executed notebook is {paths.show(kept)}"
             ) from None
         scrub(out_nb)
+        steps = staging / SECONDS_FILE     # times the notebook recorded: timings.json only, never published
+        step_s = json.loads(steps.read_text()) if steps.exists() else {}
+        steps.unlink(missing_ok=True)
         _io.write_text(staging / "claims.md", ledger.claims_md_text(final / "claims", staging / "claims"))
         try:
             publish(staging, final, study=nb.stem[:2])
@@ -215,7 +219,7 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
             staging.parent.rmdir()
     wall, cpu = time.perf_counter() - t0, _cpu_children() - c0
     if timings is not None:
-        timings.update(wall_s=round(wall, 1), cpu_s=round(cpu, 1), threads=threads)
+        timings.update(wall_s=round(wall, 1), cpu_s=round(cpu, 1), threads=threads, steps=step_s)
     print(f"[{nb.stem}] done in {wall:.1f} s (CPU {cpu:.1f} s) -> {paths.show(final)}/", flush=True)
     return final / "notebooks" / nb.name
 

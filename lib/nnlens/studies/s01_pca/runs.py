@@ -153,6 +153,8 @@ def run_seed(cfg: Study01, ds, seed: int) -> dict:
 
 def run(cfg: Study01, ds, raw_knn: float) -> dict:
     """``run_seed`` for every seed in ``cfg.seeds``; frames concatenated, plus onsets per seed."""
+    spec = models.spec_for("resnet18", ds, width=cfg.width)   # seeds train in 2 processes, 1 thread each (cached)
+    train.fit_many([(spec, ds, train_config(cfg, s)) for s in cfg.seeds], n_jobs=2, progress=False)
     parts = [run_seed(cfg, ds, s) for s in cfg.seeds]
     res = {key: pd.concat([p[key] for p in parts], ignore_index=True)
            for key in ("history", "probes", "scree", "svm", "collapse", "pairs")}
