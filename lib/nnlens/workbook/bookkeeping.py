@@ -53,6 +53,8 @@ def ensure_bench(study: str, profile: str, final: Path, threads: int) -> None:
     says whether a table fits its config (``bench_ready(cfg, profile, bench_dir)``). The table is stale
     when it does not fit, or is older than the benchmark script or the NTK engine it times. The
     benchmark runs in its own process with ``threads`` threads and writes ``bench/`` atomically."""
+    if study not in profiles.studies():          # a notebook run by path that is no study's
+        return
     pkg = profiles.package(study)
     name = getattr(pkg, "BENCHMARK", None)
     if not name:

@@ -114,8 +114,8 @@ def _execute(nb: Path, out_nb: Path, staging: Path, profile: str, jupyter_kernel
 def _failure_message(e: Exception, nb: Path, seconds: float, final: Path, kept: Path) -> str:
     """One line that names the cell and the error (the error's own message first), then where things are."""
     cell = getattr(e, "exec_count", None)
-    evalue = str(getattr(e, "evalue", e)).strip().splitlines() or [""]
-    what = f"{getattr(e, 'ename', type(e).__name__)}: {evalue[-1] if len(evalue) > 3 else ' '.join(evalue)}"
+    lines = [x for x in str(getattr(e, "evalue", e)).strip().splitlines() if x.strip()] or [""]
+    what = f"{getattr(e, 'ename', type(e).__name__)}: {lines[0]}{' …' if len(lines) > 1 else ''}"
     return (f"error: notebook {nb.name} failed{f' in cell [{cell}]' if cell else ''} after {seconds:.1f} s: "
             f"{what}\n  the previous reports in {paths.show(final)}/ are unchanged; "
             f"the partly executed notebook is {paths.show(kept)}")
