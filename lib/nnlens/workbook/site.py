@@ -110,7 +110,7 @@ def _caption_source(nb, i: int) -> str:
 
 def _markdown(src: str) -> str:
     """A Markdown cell's text as the site shows it: no tracker references, arXiv ids linked, maths rendered."""
-    src = re.sub(r"\s*\(issues? \d+(, \d+)*\)", "", src)          # the workbook's own tracker, not the reader's
+    src = re.sub(r"\s*\(issues? \d+(, \d+)*\)|[,;] issues? \d+(, \d+)*(?=\))", "", src)   # our tracker, not the reader's
     src = re.sub(r"(?<!\[)arXiv[:\s](\d{4}\.\d{4,5})", r"[arXiv \1](https://arxiv.org/abs/\1)", src)
     return _math(src)
 
@@ -158,8 +158,9 @@ def prepare(nb, stem: str) -> tuple[object, list[tuple[str, str]]]:
             cells.append(cell)
             tables = _TABLE.findall(cell.source)
             if tables:
-                cells.append(nbformat.v4.new_markdown_cell("Data: " + ", ".join(
-                    f"[{t}.csv](../tables/{t}.csv)" for t in tables)))
+                data = nbformat.v4.new_markdown_cell("Data: " + ", ".join(f"[{t}.csv](../tables/{t}.csv)" for t in tables))
+                data["id"] = f"data-{i}"                   # not a random id: the page stays byte-stable
+                cells.append(data)
             continue
         cells.append(cell)
     nb.cells = cells

@@ -67,9 +67,12 @@ def esc(text) -> str:
     return link_citations(html.escape(str(text)))
 
 
+_CONSTANT = re.compile(r"(^|(?<=[\s(;]))[A-Z][A-Z0-9]*_[A-Z0-9_]+:\s*")
+
+
 def threshold_text(text: str) -> str:
-    """The threshold as the reader needs it: an old ledger's ``NAME: <= 1e-05 ...`` loses the constant's name."""
-    return re.sub(r"^[A-Z][A-Z0-9_]+:\s*", "", str(text))
+    """A threshold or reason as the reader needs it: ``REL_ERR_F32: <= 1e-05 ...`` loses the code's constant name."""
+    return _CONSTANT.sub("", str(text))
 
 
 def _verdict(verdict: str, note: str) -> str:
@@ -82,7 +85,7 @@ def claims_table(df: pd.DataFrame, reasons: bool = True) -> str:
             "<th>verdict</th></tr>")
     rows = []
     for r in df.itertuples(index=False):
-        why = (f'<details><summary>why this threshold</summary>{esc(r.reason)}</details>'
+        why = (f'<details><summary>why this threshold</summary>{esc(threshold_text(r.reason))}</details>'
                if reasons and getattr(r, "reason", "") else "")
         rows.append(f'<tr id="row-{html.escape(r.id)}"><td>{html.escape(r.id)}</td><td>{html.escape(r.kind)}</td>'
                     f"<td>{esc(r.statement)}</td><td>{esc(r.value)}</td>"
