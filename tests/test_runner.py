@@ -257,8 +257,10 @@ def test_select_accepts_one_study_or_a_list():
 MAIN = """
 import sys
 from pathlib import Path
+from nnlens import paths
 from nnlens.workbook import runner
 root = Path({root!r})
+paths.RAW = root.parent / "raw"                    # no downloaded data here, whatever the machine has
 runner.final_reports_dir = lambda profile: root / profile
 notebooks = {notebooks!r}
 if notebooks:
@@ -311,9 +313,21 @@ def test_a_failed_study_is_one_error_with_the_message_first_and_no_site_error(tm
         "ProfileError: study 01: parameter 'seeds' must be tuple, got str 'abc'"), out.stderr
     assert out.stderr.splitlines()[1:] == [
         f"  the previous reports in {tmp_path}/reports/smoke/ are unchanged; the partly executed notebook is "
-        f"{tmp_path}/reports/smoke/.failed/00_fail.ipynb", "not reproduced: 01 (failed)"], out.stderr
+        f"{tmp_path}/reports/smoke/.failed/00_fail.ipynb"], out.stderr
+    assert "[00_fail] running at profile smoke with 1 threads ..." in out.stdout and "total wall" not in out.stdout
     assert "Traceback" not in out.stdout + out.stderr and "no executed notebooks" not in out.stdout + out.stderr
     assert not (tmp_path / "reports" / "smoke" / "site").exists()   # nothing published: no site to build
+
+
+def test_missing_data_for_one_study_is_one_message_naming_what_to_download(tmp_path):
+    out = _main(tmp_path / "reports", ["reproduce", "--profile", "paper", "--study", "01", "--site"])
+    assert (out.returncode, out.stdout) == (1, "")
+    raw = tmp_path / "raw"
+    assert out.stderr.splitlines() == [
+        "missing data at profile paper; skipping 01:",
+        f"  cifar10 is not in {raw}/cifar-10-batches-py: download https://www.cs.toronto.edu/~kriz/"
+        f"cifar-10-python.tar.gz into {raw}/ (it is extracted on first use) (needed by 01)"], out.stderr
+    assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())   # no empty paper/
 
 
 def test_stages_name_the_markdown_above_each_code_cell():

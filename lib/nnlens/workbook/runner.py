@@ -233,14 +233,19 @@ def _missing(picked: list[str], profile: str) -> dict[str, list[str]]:
 
 
 def _summary(picked: list[str], status: dict, ran: dict, total: float, final: Path) -> list[str]:
-    print(f"\n{'study':<6} {'status':<22} {'wall s':>8} {'CPU s':>8}")
-    for s in picked:
-        e = ran.get(s, {})
-        print(f"{s:<6} {status[s]:<22} {e.get('wall_s', ''):>8} {e.get('cpu_s', ''):>8}")
-    print(f"total wall time {total:.1f} s ({total / 60:.1f} min); reports in {paths.show(final)}/ "
-          f"(claims: {paths.show(final / 'claims.md')}, times: {paths.show(final / TIMINGS)})")
+    """The table of studies and times, and what was not reproduced; for one study that did not run, nothing
+    more than its own error (already printed). Names only files that exist."""
     bad = [s for s in picked if status[s] not in ("ran", "up to date")]
-    if bad:
+    if len(picked) > 1 or not bad:
+        print(f"\n{'study':<6} {'status':<22} {'wall s':>8} {'CPU s':>8}")
+        for s in picked:
+            e = ran.get(s, {})
+            print(f"{s:<6} {status[s]:<22} {e.get('wall_s', ''):>8} {e.get('cpu_s', ''):>8}")
+        files = [f"{what}: {paths.show(final / name)}" for what, name in (("claims", "claims.md"), ("times", TIMINGS))
+                 if (final / name).is_file()]
+        print(f"total wall time {total:.1f} s ({total / 60:.1f} min); reports in {paths.show(final)}/"
+              + (f" ({', '.join(files)})" if files else " (unchanged)"))
+    if bad and len(picked) > 1:
         print(f"not reproduced: {', '.join(f'{s} ({status[s]})' for s in bad)}", file=sys.stderr)
     return bad
 
@@ -267,10 +272,21 @@ def reproduce(profile: str = "default", studies=None, jupyter_kernel: str = "nnl
     profiles.validate_profile(profile)
     picked = select(studies)
     final = final_reports_dir(profile)
+    existed = final.exists()
     problem = preflight.check_writable(final)
     if problem:
         print(f"error: {problem}; nothing was run and the reports are unchanged", file=sys.stderr)
         return 1
+    try:
+        return _reproduce(picked, profile, final, jupyter_kernel, threads, force, site)
+    finally:
+        if not existed:                    # a run that published nothing leaves no empty reports/<profile>/
+            with contextlib.suppress(OSError):
+                final.rmdir()
+
+
+def _reproduce(picked: list[str], profile: str, final: Path, jupyter_kernel: str, threads: int, force: bool,
+               site: bool) -> int:
     missing = _missing(picked, profile)
     status: dict[str, str] = {s: "skipped: data missing" for s in missing}
     ran: dict[str, dict] = {}
