@@ -9,7 +9,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from nnlens import paths
 from nnlens.workbook import runner
 
@@ -105,7 +104,7 @@ def test_failure_leaves_previous_reports_intact(tmp_path, final):
         assert stat.S_IMODE((final / p).stat().st_mode) == 0o644, p
 
 
-def test_cli_rejects_unknown_profile_in_one_line():  # noqa: D103
+def test_cli_rejects_unknown_profile_in_one_line():
     out = subprocess.run([sys.executable, "-m", "nnlens.workbook.runner", "run", "x.ipynb", "--profile", "huge"],
                          capture_output=True, text=True)
     assert out.returncode == 2
@@ -331,9 +330,8 @@ def test_missing_data_for_one_study_is_one_message_naming_what_to_download(tmp_p
 
 
 def test_stages_name_the_markdown_above_each_code_cell():
-    from papermill.engines import NotebookExecutionManager
-
     from nnlens.workbook import bookkeeping
+    from papermill.engines import NotebookExecutionManager
 
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# 09 · Title\n\nThe question."), nbformat.v4.new_code_cell("a = 1"),

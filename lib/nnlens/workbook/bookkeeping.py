@@ -5,10 +5,12 @@
   wall and CPU seconds of every study (``timings.json``, the one published file that changes per rerun);
 - ``index``: ``claims.md`` and the report index ``README.md`` of a reports folder;
 - ``stages``: the terminal's progress over a notebook, one stage per Markdown cell (its first words);
-- ``environ``, ``cpu_children``: small process helpers.
+- ``environ``, ``cpu_children``: small process helpers; ``OneLineParser``, ``positive_threads``: the command
+  line's one-line errors.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -159,3 +161,20 @@ def stage_descriptions(nb_path: Path, label: str):
         yield
     finally:
         NotebookExecutionManager.get_cell_description = original
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (``error: ...``), not the usage text first."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
+
+
+def positive_threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threads must be a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"threads must be a positive integer, got {text!r}")
+    return n

@@ -57,8 +57,8 @@ from .. import _io, paths
 from ..report import ledger
 from ..studies import profiles
 from . import preflight
-from .bookkeeping import (TIMINGS, cpu_children, ensure_bench, environ, index, load_timings, newest_source,
-                          save_timings, stage_descriptions)
+from .bookkeeping import (TIMINGS, OneLineParser, cpu_children, ensure_bench, environ, index, load_timings,
+                          newest_source, positive_threads, save_timings, stage_descriptions)
 from .publish import publish, scrub, stderr_to
 
 __all__ = ["run", "reproduce", "select", "up_to_date", "publish", "index", "main"]
@@ -325,26 +325,9 @@ def _reproduce(picked: list[str], profile: str, final: Path, jupyter_kernel: str
 
 
 # ------------------------------------------------------------------ command line
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line (``error: ...``), not the usage text first."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message}\n")
-
-
-def _threads(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"threads must be a positive integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"threads must be a positive integer, got {text!r}")
-    return n
-
-
 def _parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="python -m nnlens.workbook.runner", description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    ap = OneLineParser(prog="python -m nnlens.workbook.runner", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=OneLineParser)
     r = sub.add_parser("run", help="run one notebook into the reports")
     r.add_argument("notebook")
     rp = sub.add_parser("reproduce", help="run studies (all, or --study 02 / 01,03) into the reports")
@@ -354,14 +337,14 @@ def _parser() -> argparse.ArgumentParser:
     for p in (r, rp):
         p.add_argument("--profile", default="default")
         p.add_argument("--kernel", dest="jupyter_kernel", default="nnlens", help="the Jupyter kernel to run in")
-        p.add_argument("--threads", type=_threads, default=preflight.DEFAULT_THREADS,
+        p.add_argument("--threads", type=positive_threads, default=preflight.DEFAULT_THREADS,
                        help=f"torch/BLAS threads of the kernel (default {preflight.DEFAULT_THREADS})")
     i = sub.add_parser("index", help="rebuild claims.md and the reports index")
     i.add_argument("--profile", default="default")
     b = sub.add_parser("bench", help="run the benchmarks the studies read, when missing or stale")
     b.add_argument("--profile", default="default")
     b.add_argument("--reports", default="", help="reports root whose bench/ to fill (default: the published one)")
-    b.add_argument("--threads", type=_threads, default=preflight.DEFAULT_THREADS)
+    b.add_argument("--threads", type=positive_threads, default=preflight.DEFAULT_THREADS)
     return ap
 
 

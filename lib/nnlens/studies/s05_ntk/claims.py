@@ -5,14 +5,13 @@ and the float64 checks (``runs.limit_checks``); each threshold is named below wi
 """
 from __future__ import annotations
 
-import numpy as np
-
 import functools
+
+import numpy as np
 
 from ...report import Row
 from .config import Study05
 from .runs import layerwise_memory, summary
-
 
 # ------------------------------------------------------------------ thresholds (fixed before any run)
 # 05.1 / 05.2: two exact methods in float32 differ by rounding only: eps 1.2e-7 times the growth of
