@@ -337,7 +337,8 @@ def test_stages_name_the_markdown_above_each_code_cell():
         nbformat.v4.new_markdown_cell("# 09 · Title\n\nThe question."), nbformat.v4.new_code_cell("a = 1"),
         nbformat.v4.new_markdown_cell("**Train** the [networks](x.md): three seeds, cached."),
         nbformat.v4.new_code_cell("b = 2"), nbformat.v4.new_code_cell("c = 3")])
-    assert bookkeeping.stages(nb) == {1: "09 · Title The question", 3: "Train the networks", 4: "Train the networks"}
+    assert bookkeeping.stages(nb) == {0: "09 · Title The question", 1: "09 · Title The question",
+                                      2: "Train the networks", 3: "Train the networks", 4: "Train the networks"}
     path = Path(__import__("tempfile").mkdtemp()) / "09_demo.ipynb"
     nbformat.write(nb, path)
     original = NotebookExecutionManager.get_cell_description

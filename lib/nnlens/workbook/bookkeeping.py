@@ -129,13 +129,12 @@ def _stage_name(markdown: str, width: int = 48) -> str:
 
 
 def stages(nb) -> dict[int, str]:
-    """{code cell index: the stage it belongs to}: the first words of the Markdown cell above it."""
+    """{cell index: the stage it belongs to}: the first words of the Markdown cell it is or that is above it."""
     out, current = {}, ""
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown" and cell.source.strip():
             current = _stage_name(cell.source)
-        elif cell.cell_type == "code":
-            out[i] = current
+        out[i] = current
     return out
 
 

@@ -104,8 +104,8 @@ def _execute(nb: Path, out_nb: Path, staging: Path, profile: str, jupyter_kernel
     with environ(NNLENS_REPORTS=None, NNLENS_PROGRESS="0", NNLENS_PROFILE=None, PYTHONPATH=pythonpath,
                  **preflight.thread_env(threads)), stderr_to(log) as terminal, stage_descriptions(nb, nb.stem):
         # one bar over the notebook's cells, described by the stage it is in (none when not a terminal)
-        bar = {"file": terminal, "desc": f"  {nb.stem}", "leave": False, "unit": "cell",
-               "bar_format": "  {desc}: {n_fmt}/{total_fmt} cells [{elapsed}]"} if terminal.isatty() else False
+        bar = {"file": terminal, "desc": f"Starting {nb.stem}: ", "leave": False, "unit": "cell",
+               "bar_format": "  {desc}{n_fmt}/{total_fmt} cells [{elapsed}]"} if terminal.isatty() else False
         pm.execute_notebook(str(nb), str(out_nb), parameters={"profile": profile, "outputs": str(staging)},
                             kernel_name=jupyter_kernel, cwd=str(paths.NOTEBOOKS), progress_bar=bar,
                             log_output=False)
