@@ -370,3 +370,19 @@ def test_ctrl_c_prints_one_line_publishes_nothing_and_builds_no_site(tmp_path):
     assert "Traceback" not in out + err
     assert not (final / ".staging").exists() and not (final / "site").exists()   # ... but no site is rebuilt
     assert sorted(p.name for p in (final / "notebooks").iterdir()) == ["01_earlier.ipynb"]
+
+
+@pytest.mark.skipif(not (paths.ROOT / ".venv" / "bin" / "python").exists(), reason="needs the project's .venv")
+@pytest.mark.parametrize("target, var, message", [
+    ("reproduce", "PROFILE=nope", "error: unknown profile 'nope'; valid profiles: smoke, default, paper"),
+    ("reproduce", "THREADS=abc", "error: argument --threads: threads must be a positive integer, got 'abc'"),
+    ("reproduce", "STUDY=9", "error: unknown study 09; valid studies: 01, 02, 03, 04, 05"),
+    ("site", "PROFILE=nope", "error: unknown profile 'nope'; valid profiles: smoke, default, paper"),
+])
+def test_make_prints_the_one_error_first_and_writes_nothing(target, var, message):
+    # -o: the shared .venv counts as installed (never pip-install from a test); these fail before any run
+    out = subprocess.run(["make", "-s", "-o", ".venv/.nnlens-installed", "-C", str(paths.ROOT), target, var],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and out.stdout == ""
+    assert out.stderr.splitlines()[0] == message, out.stderr          # then only make's own "Error 2" line
+    assert len(out.stderr.splitlines()) == 2 and not (paths.REPORTS / "nope").exists()
