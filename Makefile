@@ -45,12 +45,11 @@ data: $(STAMP) ## fetch and verify the real data sets the profile needs (MNIST, 
 	@$(PY) -m nnlens.realdata fetch $(DATASETS)
 
 # the runner checks data and writability first, skips up-to-date studies (FORCE=1 reruns them),
-# pins THREADS torch/BLAS threads, publishes each study all-or-nothing and prints the times
-# then renders what is published as the HTML site (also after a failed study: the site shows what is there)
+# pins THREADS torch/BLAS threads, publishes each study all-or-nothing, prints the times, then renders
+# what is published as the HTML site (--site: also after a failed study, never after Ctrl-C or a bad argument)
 reproduce: $(STAMP) ## run the studies (STUDY=02 or STUDY="01 03"; default all) at PROFILE into reports/, then the site
 	@$(PY) -m nnlens.workbook.runner reproduce --profile "$(PROFILE)" --study "$(STUDY)" --threads "$(THREADS)" \
-	  --kernel "$(KERNEL)" $(if $(FORCE),--force); rc=$$?; \
-	  $(PY) -m nnlens.workbook.site --reports "$(REPORTS)" || rc=1; exit $$rc
+	  --kernel "$(KERNEL)" --site $(if $(FORCE),--force)
 
 # each rerun (threads=2, threads=1, seed+1) goes to .scratch/stability/PROFILE/<rerun>/ with an empty cache;
 # only stability.csv (and claims.md rebuilt from it) lands in the published reports
@@ -82,7 +81,7 @@ bench: $(STAMP) ## run the benchmarks at PROFILE into its reports' bench/ (noteb
 	  $(PY) $$b --profile "$(PROFILE)" --out "$(REPORTS)/bench" || exit 1; done
 
 site: $(STAMP) ## render the executed notebooks and the claims ledger as HTML into reports/site/ (reports/PROFILE/site/)
-	$(PY) -m nnlens.workbook.site --reports "$(REPORTS)"
+	@$(PY) -m nnlens.workbook.site --profile "$(PROFILE)"
 
 # JupyterLab at the repository root, so notebooks/ (to explore: outputs go to .scratch/interactive/)
 # and $(REPORTS)/notebooks/ (executed, with figures) are both reachable; it starts in notebooks/.

@@ -2,9 +2,11 @@
 
 ``python -m nnlens.workbook.runner reproduce --profile default --study 02`` runs study 02
 (``--study 01,03`` a list; no ``--study``: all five; ``--threads 2`` the torch/BLAS
-threads; ``--force`` reruns up-to-date studies). ``make reproduce STUDY=02 THREADS=2``
-calls exactly this. ``python -m nnlens.workbook.runner run notebooks/01_pca_surrogates.ipynb``
-runs one notebook by path.
+threads; ``--force`` reruns up-to-date studies; ``--site`` rebuilds the HTML site after, but not after
+Ctrl-C nor when nothing is published). ``make reproduce STUDY=02 THREADS=2`` calls exactly this.
+"Kernel" here is the Jupyter kernel the notebooks run in (``--kernel nnlens``), never an NTK.
+``python -m nnlens.workbook.runner run notebooks/01_pca_surrogates.ipynb`` runs one notebook by path.
+A bad argument (``--threads abc``), an unknown profile or study: one line, exit 2, nothing written.
 
 Before anything runs (``reproduce``): the reports folder must take files (one
 message and exit 1 if not), and every selected study's data must be on disk
@@ -19,7 +21,8 @@ source edited during a run makes it stale).
 
 One study:
 
-1. The notebook runs with papermill (``-p profile ...``, ``--cwd notebooks``) into a
+1. The notebook runs with papermill (``-p profile ...``, ``--cwd notebooks``; on a terminal a bar
+   names the stage: the first words of the Markdown cell above the running cell) into a
    staging folder, in a kernel pinned to ``threads`` threads (``preflight.thread_env``); the
    notebook's ``outputs`` parameter sends figures, tables, claims and manifests there too. Staging
    starts with a copy of the published ``bench/`` results, which notebooks only read.
@@ -43,12 +46,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import resource
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -58,26 +58,15 @@ from ..report import ledger
 from ..report.outputs import SECONDS_FILE
 from ..studies import profiles
 from . import preflight
+from .bookkeeping import (TIMINGS, OneLineParser, cpu_children, ensure_bench, environ, index, load_timings,
+                          newest_source, positive_threads, save_timings, stage_descriptions)
 from .publish import publish, scrub, stderr_to
 
-TIMINGS = "timings.json"
+__all__ = ["run", "reproduce", "select", "up_to_date", "publish", "index", "main"]
 
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during one study; staging has been removed and nothing was published for it."""
-
-
-@contextlib.contextmanager
-def _environ(**changes: str | None):
-    """Set (or, with None, unset) environment variables for the block; restore them after."""
-    before = {k: os.environ.get(k) for k in changes}
-    try:
-        for k, v in changes.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-        yield
-    finally:
-        for k, v in before.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 def final_reports_dir(profile: str) -> Path:
@@ -102,113 +91,103 @@ def select(studies) -> list[str]:
     return list(dict.fromkeys(picked))
 
 
-def _cpu_children() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def _execute(nb: Path, out_nb: Path, staging: Path, profile: str, kernel: str, threads: int, log: Path) -> None:
+def _execute(nb: Path, out_nb: Path, staging: Path, profile: str, jupyter_kernel: str, threads: int,
+             log: Path) -> None:
     import papermill as pm
 
     # the parameters (profile, outputs = the staging folder) are the ones that count here, so the variables
     # that stand in for them under nbval are unset; the kernel imports the library this runner runs from
-    # (a relative PYTHONPATH would not survive its cwd, notebooks/)
+    # (a relative PYTHONPATH would not survive its cwd, notebooks/). NNLENS_PROGRESS=0: the library's own
+    # bars would land in the executed notebook (widgets, rates) and break its byte-stability; the terminal
+    # gets the runner's bar over the notebook's stages instead.
     pythonpath = os.pathsep.join([str(paths.ROOT / "lib")] + [
         str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    with _environ(NNLENS_REPORTS=None, NNLENS_PROGRESS="0", NNLENS_PROFILE=None, PYTHONPATH=pythonpath,
-                  **preflight.thread_env(threads)), stderr_to(log) as terminal:
-        # progress: one bar over the notebook's cells on the terminal (none when it is not a terminal)
-        bar = {"file": terminal, "desc": f"  {nb.stem}", "leave": False} if terminal.isatty() else False
-        pm.execute_notebook(str(nb), str(out_nb), parameters={"profile": profile, "outputs": str(staging)}, kernel_name=kernel,
-                            cwd=str(paths.NOTEBOOKS), progress_bar=bar, log_output=False)
+    with environ(NNLENS_REPORTS=None, NNLENS_PROGRESS="0", NNLENS_PROFILE=None, PYTHONPATH=pythonpath,
+                 **preflight.thread_env(threads)), stderr_to(log) as terminal, stage_descriptions(nb, nb.stem):
+        # one bar over the notebook's cells, described by the stage it is in (none when not a terminal)
+        bar = {"file": terminal, "desc": f"Starting {nb.stem}: ", "leave": False, "unit": "cell",
+               "bar_format": "  {desc}{n_fmt}/{total_fmt} cells [{elapsed}]"} if terminal.isatty() else False
+        pm.execute_notebook(str(nb), str(out_nb), parameters={"profile": profile, "outputs": str(staging)},
+                            kernel_name=jupyter_kernel, cwd=str(paths.NOTEBOOKS), progress_bar=bar,
+                            log_output=False)
 
 
-def ensure_bench(study: str, profile: str, final: Path, threads: int) -> None:
-    """Run the study's benchmark first when its table is missing or stale (study 05 reads ``bench/ntk.csv``).
-
-    A study package that reads a benchmark names it (``BENCHMARK = "ntk"``: ``benchmarks/ntk.py``) and
-    says whether a table fits its config (``bench_ready(cfg, profile, bench_dir)``). The table is stale
-    when it does not fit, or is older than the benchmark script or the NTK engine it times. The
-    benchmark runs in its own process with ``threads`` threads and writes ``bench/`` atomically."""
-    pkg = profiles.package(study)
-    name = getattr(pkg, "BENCHMARK", None)
-    if not name:
-        return
-    script, table = paths.BENCHMARKS / f"{name}.py", final / "bench" / f"{name}.csv"
-    sources = [script, *(paths.ROOT / "lib" / "nnlens" / "ntk").glob("*.py")]
-    fresh = table.exists() and table.stat().st_mtime >= max(f.stat().st_mtime for f in sources if f.exists())
-    if fresh and pkg.bench_ready(profiles.load(study, profile), profile, table.parent):
-        return
-    print(f"[{study}] {paths.show(table)} is missing or stale: running benchmarks/{name}.py --profile {profile} "
-          f"first (`make bench` does this ahead of time)", flush=True)
-    env = {**os.environ, **preflight.thread_env(threads), "PYTHONPATH": str(paths.ROOT / "lib")}
-    r = subprocess.run([sys.executable, str(script), "--profile", profile, "--out", str(table.parent)],
-                       env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"error: benchmarks/{name}.py --profile {profile} failed (exit {r.returncode}):\n"
-                         f"{r.stderr.strip()[-2000:]}\n  the reports in {paths.show(final)}/ are unchanged")
+def _failure_message(e: Exception, nb: Path, seconds: float, final: Path, kept: Path) -> str:
+    """One line that names the cell and the error (the error's own message first), then where things are."""
+    cell = getattr(e, "exec_count", None)
+    lines = [x for x in str(getattr(e, "evalue", e)).strip().splitlines() if x.strip()] or [""]
+    what = f"{getattr(e, 'ename', type(e).__name__)}: {lines[0]}{' …' if len(lines) > 1 else ''}"
+    return (f"error: notebook {nb.name} failed{f' in cell [{cell}]' if cell else ''} after {seconds:.1f} s: "
+            f"{what}\n  the previous reports in {paths.show(final)}/ are unchanged; "
+            f"the partly executed notebook is {paths.show(kept)}")
 
 
-def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
+def _keep_failed(nb: Path, out_nb: Path, log: Path, failed: Path) -> Path:
+    failed.mkdir(parents=True, exist_ok=True)
+    kept = failed / nb.name
+    if out_nb.exists():
+        shutil.copy(out_nb, kept)
+    if log.exists() and log.stat().st_size:
+        shutil.copy(log, failed / log.name)
+    return kept
+
+
+def _publish_run(nb: Path, out_nb: Path, staging: Path, final: Path, start: float, log: Path) -> dict:
+    """Scrub the executed notebook, rebuild ``claims.md`` in staging and publish; clear ``.failed/``.
+    Returns the step times the notebook recorded (for timings.json only, never published)."""
+    scrub(out_nb)
+    steps = staging / SECONDS_FILE
+    step_s = json.loads(steps.read_text()) if steps.exists() else {}
+    steps.unlink(missing_ok=True)
+    _io.write_text(staging / "claims.md", ledger.claims_md_text(final / "claims", staging / "claims"))
+    try:
+        publish(staging, final, study=nb.stem[:2])
+    except OSError as e:
+        raise SystemExit(f"error: publishing {nb.stem} failed ({e.strerror or e}: {e.filename}); "
+                         f"every file was put back, the reports in {paths.show(final)}/ are unchanged") from None
+    os.utime(final / "notebooks" / nb.name, (start, start))  # up to date only against sources older than the run
+    failed = final / ".failed"
+    for stale in (failed / nb.name, failed / log.name):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+    with contextlib.suppress(OSError):
+        failed.rmdir()                                        # only when empty
+    return step_s
+
+
+def run(notebook: str | Path, profile: str = "default", jupyter_kernel: str = "nnlens",
         threads: int = preflight.DEFAULT_THREADS, timings: dict | None = None) -> Path:
-    """Run one notebook into the reports at ``profile``; ``timings`` (if given) gets wall/cpu seconds."""
+    """Run one notebook into the reports at ``profile`` in the Jupyter kernel ``jupyter_kernel``;
+    ``timings`` (if given) gets wall/cpu seconds."""
     profiles.validate_profile(profile)
     nb = Path(notebook).resolve()
     if not nb.exists():
-        raise SystemExit(f"error: notebook {notebook} does not exist; notebooks are in {paths.NOTEBOOKS}")
+        raise SystemExit(f"error: notebook {notebook} does not exist; notebooks are in {paths.show(paths.NOTEBOOKS)}/")
     final = final_reports_dir(profile)
     problem = preflight.check_writable(final)
     if problem:
         raise SystemExit(f"error: {problem}; nothing was run and the reports are unchanged")
     staging = final / ".staging" / nb.stem     # same file system as final: renames are atomic
-    failed = final / ".failed"
     shutil.rmtree(staging, ignore_errors=True)
     out_nb = staging / "notebooks" / nb.name
     log = staging.parent / f"{nb.stem}.kernel.log"   # outside staging: never published
     ensure_bench(nb.stem[:2], profile, final, threads)
     print(f"[{nb.stem}] running at profile {profile} with {threads} threads ...", flush=True)
-    start, t0, c0 = time.time(), time.perf_counter(), _cpu_children()
+    start, t0, c0 = time.time(), time.perf_counter(), cpu_children()
     try:
         out_nb.parent.mkdir(parents=True)
         if (final / "bench").is_dir():  # inputs made by `make bench`, read by notebooks (study 05)
             shutil.copytree(final / "bench", staging / "bench")
         try:
-            _execute(nb, out_nb, staging, profile, kernel, threads, log)
+            _execute(nb, out_nb, staging, profile, jupyter_kernel, threads, log)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # papermill raises PapermillExecutionError for a failing cell
             if _INTERRUPTED:
                 raise KeyboardInterrupt from None   # the kernel saw the Ctrl-C first
-            failed.mkdir(parents=True, exist_ok=True)
-            kept = failed / nb.name
-            if out_nb.exists():
-                shutil.copy(out_nb, kept)
-            if log.exists() and log.stat().st_size:
-                shutil.copy(log, failed / log.name)
-            cell = getattr(e, "exec_count", None)
-            what = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
-            raise SystemExit(
-                f"error: notebook {nb.name} failed{f' in cell [{cell}]' if cell else ''} after "
-                f"{time.perf_counter() - t0:.1f} s: {what}\n"
-                f"  the previous reports in {paths.show(final)}/ are unchanged; "
-                f"the partly executed notebook is {paths.show(kept)}"
-            ) from None
-        scrub(out_nb)
-        steps = staging / SECONDS_FILE     # times the notebook recorded: timings.json only, never published
-        step_s = json.loads(steps.read_text()) if steps.exists() else {}
-        steps.unlink(missing_ok=True)
-        _io.write_text(staging / "claims.md", ledger.claims_md_text(final / "claims", staging / "claims"))
-        try:
-            publish(staging, final, study=nb.stem[:2])
-        except OSError as e:
-            raise SystemExit(f"error: publishing {nb.stem} failed ({e.strerror or e}: {e.filename}); "
-                             f"every file was put back, the reports in {paths.show(final)}/ are unchanged") from None
-        os.utime(final / "notebooks" / nb.name, (start, start))  # up to date only against sources older than the run
-        for stale in (failed / nb.name, failed / log.name):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-        with contextlib.suppress(OSError):
-            failed.rmdir()                                        # only when empty
+            kept = _keep_failed(nb, out_nb, log, final / ".failed")
+            raise SystemExit(_failure_message(e, nb, time.perf_counter() - t0, final, kept)) from None
+        step_s = _publish_run(nb, out_nb, staging, final, start, log)
     except KeyboardInterrupt:
         raise Interrupted(nb.stem[:2]) from None
     finally:
@@ -217,7 +196,7 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
             log.unlink()
         with contextlib.suppress(OSError):
             staging.parent.rmdir()
-    wall, cpu = time.perf_counter() - t0, _cpu_children() - c0
+    wall, cpu = time.perf_counter() - t0, cpu_children() - c0
     if timings is not None:
         timings.update(wall_s=round(wall, 1), cpu_s=round(cpu, 1), threads=threads, steps=step_s)
     print(f"[{nb.stem}] done in {wall:.1f} s (CPU {cpu:.1f} s) -> {paths.show(final)}/", flush=True)
@@ -225,42 +204,14 @@ def run(notebook: str | Path, profile: str = "default", kernel: str = "nnlens",
 
 
 # ------------------------------------------------------------------ reproduce
-SOURCES = ("pyproject.toml", "requirements.lock")
-
-
-def _newest_source(nb: Path, final: Path) -> float:
-    """Newest mtime of what a study's outputs depend on: its notebook, the library, the pinned
-    environment, and the published ``bench/`` results that notebooks read (``make bench``)."""
-    files = [nb, *(paths.ROOT / s for s in SOURCES), *(paths.ROOT / "lib" / "nnlens").rglob("*.py"),
-             *(final / "bench").glob("*")]
-    return max(f.stat().st_mtime for f in files if f.is_file())
-
-
 def up_to_date(study: str, profile: str, threads: int) -> bool:
     """Executed notebook newer than every source it depends on, and run with ``threads`` threads."""
     nb = study_notebooks()[study]
     final = final_reports_dir(profile)
     out = final / "notebooks" / nb.name
-    if not out.exists() or out.stat().st_mtime < _newest_source(nb, final):
+    if not out.exists() or out.stat().st_mtime < newest_source(nb, final):
         return False
     return load_timings(final).get("studies", {}).get(study, {}).get("threads") == threads
-
-
-def load_timings(final: Path) -> dict:
-    try:
-        return json.loads((final / TIMINGS).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _save_timings(final: Path, profile: str, ran: dict[str, dict], total: float) -> None:
-    doc = load_timings(final)
-    doc["profile"] = profile
-    doc.setdefault("studies", {}).update(ran)
-    doc["studies"] = dict(sorted(doc["studies"].items()))
-    doc["last_reproduce_wall_s"] = round(total, 1)
-    with contextlib.suppress(OSError):        # timings are a record, never a reason to fail a good run
-        _io.write_text(final / TIMINGS, json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 _INTERRUPTED: list[bool] = []
@@ -271,20 +222,11 @@ def _on_sigint(signum, frame):
     signal.default_int_handler(signum, frame)
 
 
-def reproduce(profile: str = "default", studies=None, kernel: str = "nnlens",
-              threads: int = preflight.DEFAULT_THREADS, force: bool = False) -> int:
-    """Run the selected studies (all by default) into the reports; 0 when all ran or were up to date."""
-    profiles.validate_profile(profile)
-    picked = select(studies)
-    final = final_reports_dir(profile)
-    problem = preflight.check_writable(final)
-    if problem:
-        print(f"error: {problem}; nothing was run and the reports are unchanged", file=sys.stderr)
-        return 1
-    missing = {s: preflight.missing_data(s, profile) for s in picked}
-    missing = {s: m for s, m in missing.items() if m}
+def _missing(picked: list[str], profile: str) -> dict[str, list[str]]:
+    """{study: its missing datasets}, printed as one message (one line per dataset) when not empty."""
+    missing = {s: m for s in picked if (m := preflight.missing_data(s, profile))}
     if missing:
-        needed: dict[str, list[str]] = {}                       # one line per missing dataset
+        needed: dict[str, list[str]] = {}
         for s, ms in missing.items():
             for m in ms:
                 needed.setdefault(m, []).append(s)
@@ -293,26 +235,82 @@ def reproduce(profile: str = "default", studies=None, kernel: str = "nnlens",
         print(f"missing data at profile {profile}; skipping {', '.join(missing)}"
               f"{', running ' + ', '.join(runnable) if runnable else ''}:\n" + "\n".join(lines),
               file=sys.stderr, flush=True)
-    status: dict[str, str] = {}
+    return missing
+
+
+def _summary(picked: list[str], status: dict, ran: dict, total: float, final: Path) -> list[str]:
+    """The table of studies and times, and what was not reproduced; for one study that did not run, nothing
+    more than its own error (already printed). Names only files that exist."""
+    bad = [s for s in picked if status[s] not in ("ran", "up to date")]
+    if len(picked) > 1 or not bad:
+        print(f"\n{'study':<6} {'status':<22} {'wall s':>8} {'CPU s':>8}")
+        for s in picked:
+            e = ran.get(s, {})
+            print(f"{s:<6} {status[s]:<22} {e.get('wall_s', ''):>8} {e.get('cpu_s', ''):>8}")
+        files = [f"{what}: {paths.show(final / name)}" for what, name in (("claims", "claims.md"), ("times", TIMINGS))
+                 if (final / name).is_file()]
+        print(f"total wall time {total:.1f} s ({total / 60:.1f} min); reports in {paths.show(final)}/"
+              + (f" ({', '.join(files)})" if files else " (unchanged)"))
+    if bad and len(picked) > 1:
+        print(f"not reproduced: {', '.join(f'{s} ({status[s]})' for s in bad)}", file=sys.stderr)
+    return bad
+
+
+def build_site(final: Path) -> None:
+    """The HTML site of what is published (``nnlens.workbook.site``); silent when nothing is."""
+    from . import site
+
+    if not any((final / "notebooks").glob("*.ipynb")):
+        return
+    try:
+        page = site.build(final)
+    except Exception as e:   # the reports are published; a site that cannot be built is reported, not fatal
+        print(f"warning: the site was not rebuilt ({type(e).__name__}: {e})", file=sys.stderr)
+        return
+    print(f"site: {paths.show(page)}")
+
+
+def reproduce(profile: str = "default", studies=None, jupyter_kernel: str = "nnlens",
+              threads: int = preflight.DEFAULT_THREADS, force: bool = False, site: bool = False) -> int:
+    """Run the selected studies (all by default) into the reports; 0 when all ran or were up to date.
+
+    ``site``: rebuild the HTML site at the end (not after Ctrl-C, and not when nothing is published)."""
+    profiles.validate_profile(profile)
+    picked = select(studies)
+    final = final_reports_dir(profile)
+    existed = final.exists()
+    problem = preflight.check_writable(final)
+    if problem:
+        print(f"error: {problem}; nothing was run and the reports are unchanged", file=sys.stderr)
+        return 1
+    try:
+        return _reproduce(picked, profile, final, jupyter_kernel, threads, force, site)
+    finally:
+        if not existed:                    # a run that published nothing leaves no empty reports/<profile>/
+            with contextlib.suppress(OSError):
+                final.rmdir()
+
+
+def _reproduce(picked: list[str], profile: str, final: Path, jupyter_kernel: str, threads: int, force: bool,
+               site: bool) -> int:
+    missing = _missing(picked, profile)
+    status: dict[str, str] = {s: "skipped: data missing" for s in missing}
     ran: dict[str, dict] = {}
     t0 = time.perf_counter()
     notebooks = study_notebooks()
-    for s in picked:
-        if s in missing:
-            status[s] = "skipped: data missing"
-            continue
+    for s in (s for s in picked if s not in missing):
         if not force and up_to_date(s, profile, threads):
             status[s] = "up to date"
             print(f"[{notebooks[s].stem}] up to date", flush=True)
             continue
         entry: dict = {}
         try:
-            run(notebooks[s], profile, kernel, threads, timings=entry)
+            run(notebooks[s], profile, jupyter_kernel, threads, timings=entry)
         except Interrupted:
             signal.signal(signal.SIGINT, signal.SIG_IGN)    # a second Ctrl-C must not break the summary
             if ran:
-                index(profile)
-                _save_timings(final, profile, ran, time.perf_counter() - t0)
+                index(final, profile)
+                save_timings(final, profile, ran, time.perf_counter() - t0)
             rest = f"{', '.join(ran)} published before it" if ran else f"{paths.show(final)}/ unchanged"
             print(f"\ninterrupted: nothing published for {s}; {rest}", file=sys.stderr)
             return 130
@@ -324,67 +322,58 @@ def reproduce(profile: str = "default", studies=None, kernel: str = "nnlens",
         ran[s] = entry
     total = time.perf_counter() - t0
     if ran:
-        index(profile)
-        _save_timings(final, profile, ran, total)
-    print(f"\n{'study':<6} {'status':<22} {'wall s':>8} {'CPU s':>8}")
-    for s in picked:
-        e = ran.get(s, {})
-        print(f"{s:<6} {status[s]:<22} {e.get('wall_s', ''):>8} {e.get('cpu_s', ''):>8}")
-    print(f"total wall time {total:.1f} s ({total / 60:.1f} min); reports in {paths.show(final)}/ "
-          f"(claims: {paths.show(final / 'claims.md')}, times: {paths.show(final / TIMINGS)})")
-    bad = [s for s in picked if status[s] not in ("ran", "up to date")]
-    if bad:
-        print(f"not reproduced: {', '.join(f'{s} ({status[s]})' for s in bad)}", file=sys.stderr)
+        index(final, profile)
+        save_timings(final, profile, ran, total)
+    bad = _summary(picked, status, ran, total, final)
+    if site:
+        build_site(final)
     return 1 if bad else 0
 
 
-def index(profile: str = "default") -> Path:
-    """Rebuild ``claims.md`` and ``README.md`` (the index of figures, tables and notebooks)."""
-    final = final_reports_dir(profile)
-    _io.write_text(final / "claims.md", ledger.claims_md_text(final / "claims"))
-    lines = [f"# Reports ({profile} profile)", "",
-             "Regenerated by `make reproduce`; see [claims.md](claims.md) for every paper claim and its verdict.", ""]
-    for nbp in sorted((final / "notebooks").glob("*.ipynb")):
-        study = nbp.stem[:2]
-        lines += [f"## {nbp.stem}", "", f"- executed notebook: [notebooks/{nbp.name}](notebooks/{nbp.name})"]
-        for t in sorted((final / "tables").glob(f"{study}_*.md")):
-            lines.append(f"- table: [{t.stem}](tables/{t.name}) ([csv](tables/{t.stem}.csv))")
-        for f in sorted((final / "figures").glob(f"{study}_*.png")):
-            lines.append(f"- figure: [{f.stem}](figures/{f.name})")
-        lines.append("")
-    return _io.write_text(final / "README.md", "\n".join(lines))
-
-
-def _threads(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"threads must be a positive integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"threads must be a positive integer, got {text!r}")
-    return n
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nnlens.workbook.runner", description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
+# ------------------------------------------------------------------ command line
+def _parser() -> argparse.ArgumentParser:
+    ap = OneLineParser(prog="python -m nnlens.workbook.runner", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=OneLineParser)
     r = sub.add_parser("run", help="run one notebook into the reports")
     r.add_argument("notebook")
     rp = sub.add_parser("reproduce", help="run studies (all, or --study 02 / 01,03) into the reports")
     rp.add_argument("--study", default="", help="study ids, e.g. 02 or 01,03 (default: all)")
     rp.add_argument("--force", action="store_true", help="rerun studies that are up to date")
+    rp.add_argument("--site", action="store_true", help="then rebuild the HTML site (not after Ctrl-C)")
     for p in (r, rp):
         p.add_argument("--profile", default="default")
-        p.add_argument("--kernel", default="nnlens")
-        p.add_argument("--threads", type=_threads, default=preflight.DEFAULT_THREADS,
+        p.add_argument("--kernel", dest="jupyter_kernel", default="nnlens", help="the Jupyter kernel to run in")
+        p.add_argument("--threads", type=positive_threads, default=preflight.DEFAULT_THREADS,
                        help=f"torch/BLAS threads of the kernel (default {preflight.DEFAULT_THREADS})")
     i = sub.add_parser("index", help="rebuild claims.md and the reports index")
     i.add_argument("--profile", default="default")
     b = sub.add_parser("bench", help="run the benchmarks the studies read, when missing or stale")
     b.add_argument("--profile", default="default")
     b.add_argument("--reports", default="", help="reports root whose bench/ to fill (default: the published one)")
-    b.add_argument("--threads", type=_threads, default=preflight.DEFAULT_THREADS)
-    args = ap.parse_args(argv)
+    b.add_argument("--threads", type=positive_threads, default=preflight.DEFAULT_THREADS)
+    return ap
+
+
+def _command(args) -> int:
+    try:
+        if args.cmd == "run":
+            run(args.notebook, args.profile, args.jupyter_kernel, args.threads)
+        elif args.cmd == "reproduce":
+            return reproduce(args.profile, args.study, args.jupyter_kernel, args.threads, args.force, args.site)
+        elif args.cmd == "bench":
+            root = Path(args.reports) if args.reports else final_reports_dir(args.profile)
+            for s in profiles.studies():
+                ensure_bench(s, args.profile, root, args.threads)
+        else:
+            index(final_reports_dir(args.profile), args.profile)
+    except SystemExit as e:
+        print(e, file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     try:
         profiles.validate_profile(args.profile)
         if args.cmd == "reproduce":
@@ -395,26 +384,7 @@ def main(argv=None) -> int:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # not when started with SIGINT ignored
         signal.signal(signal.SIGINT, _on_sigint)
     try:
-        if args.cmd == "run":
-            try:
-                run(args.notebook, args.profile, args.kernel, args.threads)
-            except SystemExit as e:
-                print(e, file=sys.stderr)
-                return 1
-            return 0
-        if args.cmd == "reproduce":
-            return reproduce(args.profile, args.study, args.kernel, args.threads, args.force)
-        if args.cmd == "bench":
-            root = Path(args.reports) if args.reports else final_reports_dir(args.profile)
-            try:
-                for s in profiles.studies():
-                    ensure_bench(s, args.profile, root, args.threads)
-            except SystemExit as e:
-                print(e, file=sys.stderr)
-                return 1
-            return 0
-        index(args.profile)
-        return 0
+        return _command(args)
     except KeyboardInterrupt as e:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         what = f"nothing published for {e.args[0]}" if isinstance(e, Interrupted) and e.args else "nothing published"

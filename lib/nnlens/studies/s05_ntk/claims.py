@@ -53,6 +53,15 @@ TRAK_RATIO_MIN = 1.0
 _row = functools.partial(Row, kind="engineering target")
 
 
+# the measured values with their units, as the ledger prints them
+def _x(v: float) -> str:
+    return f"{v:.3g}x"
+
+
+def _rel(v: float, what: str = "relative Frobenius error") -> str:
+    return f"{v:.2g} ({what})"
+
+
 # ------------------------------------------------------------------ claims
 def claims(results: dict, cfg: Study05) -> list[Row]:
     """One row per claim. results: {"bench": the benchmark table, "limits": ``limit_checks``}."""
@@ -68,28 +77,28 @@ def claims(results: dict, cfg: Study05) -> list[Row]:
     rows = [
         _row("05.1", f"structured kernel vs the real Jacobian-contraction baseline kernel on the same {s['rel_err_n']} "
             "inputs (MLP pNTK, MLP trNTK, CNN trNTK; float32, worst)",
-            rel, f"REL_ERR_F32: <= {REL_ERR_F32:g} relative Frobenius", bool(rel <= REL_ERR_F32)),
+            _rel(rel), f"REL_ERR_F32: <= {REL_ERR_F32:g} relative Frobenius", bool(rel <= REL_ERR_F32)),
         _row("05.2", f"structured and autodiff agree with the baseline on {cfg.agree_n} inputs (float32, worst)",
-            agr, f"REL_ERR_F32: <= {REL_ERR_F32:g} relative Frobenius", bool(agr <= REL_ERR_F32)),
+            _rel(agr), f"REL_ERR_F32: <= {REL_ERR_F32:g} relative Frobenius", bool(agr <= REL_ERR_F32)),
     ]
     for cid, kind in (("05.3", "pntk"), ("05.4", "trntk")):
         v = s[f"mlp_{kind}_speedup"]
         rows.append(_row(cid, f"{mlp} {'pNTK' if kind == 'pntk' else 'trNTK'}, N={cfg.head_n}: structured faster than "
                         "the baseline" + ex(f"mlp_{kind}_baseline_extrapolated"),
-                        v, f"SPEEDUP_MLP: >= {SPEEDUP_MLP:g}x", bool(v >= SPEEDUP_MLP)))
+                        _x(v), f"SPEEDUP_MLP: >= {SPEEDUP_MLP:g}x", bool(v >= SPEEDUP_MLP)))
     v = s["cnn_trntk_speedup"]
     rows.append(_row("05.5", f"small CNN (width {cfg.cnn_width}) trNTK, N={cfg.cnn_n}: structured faster than the "
                     "baseline" + ex("cnn_trntk_baseline_extrapolated"),
-                    v, f"SPEEDUP_CNN: >= {SPEEDUP_CNN:g}x", bool(v >= SPEEDUP_CNN)))
+                    _x(v), f"SPEEDUP_CNN: >= {SPEEDUP_CNN:g}x", bool(v >= SPEEDUP_CNN)))
     worst = max(s["mlp_pntk_over_unavoidable"], s["mlp_trntk_over_unavoidable"])
     rows.append(_row("05.6", f"headline MLP (pNTK and trNTK, N={cfg.head_n}): structured time within 2x of its "
                     "unavoidable parts timed alone (same passes, same Gram-product blocks; worst)",
-                    worst, f"OVER_UNAVOIDABLE_MAX: <= {OVER_UNAVOIDABLE_MAX:g}x", bool(worst <= OVER_UNAVOIDABLE_MAX)))
+                    _x(worst), f"OVER_UNAVOIDABLE_MAX: <= {OVER_UNAVOIDABLE_MAX:g}x", bool(worst <= OVER_UNAVOIDABLE_MAX)))
     if "extrap_over_measured" in s:
         r, (lo, hi) = s["extrap_over_measured"], EXTRAP_RANGE
         rows.append(_row("05.7", f"baseline time extrapolated from N={cfg.baseline_max_n} by block pairs matches the "
                         f"baseline timed directly at N={s['extrap_check_n']} (MLP pNTK)",
-                        r, f"EXTRAP_RANGE: extrapolated / measured in [{lo:g}, {hi:g}]", bool(lo <= r <= hi)))
+                        f"{r:.3g} (extrapolated / measured)", f"EXTRAP_RANGE: extrapolated / measured in [{lo:g}, {hi:g}]", bool(lo <= r <= hi)))
     if "big_n_extra_gb" in s and not np.isnan(s["big_n_extra_gb"]):
         gb = s["big_n_extra_gb"]
         n = int(df.loc[df.section == "big_n", "n"].iloc[0])
@@ -104,22 +113,23 @@ def claims(results: dict, cfg: Study05) -> list[Row]:
     dev = max(abs(s["proj_slope_trntk"] - PROJ_SLOPE), abs(s["proj_slope_pntk"] - PROJ_SLOPE))
     rows.append(_row("05.10", f"projection error falls as K^-1/2 (fitted log-log slopes: proj-pNTK "
                     f"{s['proj_slope_pntk']:.3f}, proj-trNTK {s['proj_slope_trntk']:.3f}; worst distance from -0.5)",
-                    dev, f"PROJ_SLOPE_TOL: <= {PROJ_SLOPE_TOL:g}", bool(dev <= PROJ_SLOPE_TOL)))
+                    f"{dev:.3g} (slope units)", f"PROJ_SLOPE_TOL: <= {PROJ_SLOPE_TOL:g}", bool(dev <= PROJ_SLOPE_TOL)))
     rows.append(_row("05.11", "layer-wise components sum to the total (ResNet with BatchNorm, float64)",
-                    lim["layerwise_sum"], f"LAYERWISE_SUM_TOL: <= {LAYERWISE_SUM_TOL:g} relative",
+                    _rel(lim["layerwise_sum"], "relative error"), f"LAYERWISE_SUM_TOL: <= {LAYERWISE_SUM_TOL:g} relative",
                     bool(lim["layerwise_sum"] <= LAYERWISE_SUM_TOL)))
     rows.append(_row("05.12", "multi-output eNTK exact in the structured path (torchNTK: single output only)",
-                    lim["multi_output_entk"], f"EXACT_F64_TOL: <= {EXACT_F64_TOL:g} vs autodiff",
+                    _rel(lim["multi_output_entk"], "relative error"), f"EXACT_F64_TOL: <= {EXACT_F64_TOL:g} vs autodiff",
                     bool(lim["multi_output_entk"] <= EXACT_F64_TOL)))
     rows.append(_row("05.13", "biases included in the structured path (torchNTK drops them)",
-                    lim["biases_trntk"], f"EXACT_F64_TOL: <= {EXACT_F64_TOL:g} vs autodiff",
+                    _rel(lim["biases_trntk"], "relative error"), f"EXACT_F64_TOL: <= {EXACT_F64_TOL:g} vs autodiff",
                     bool(lim["biases_trntk"] <= EXACT_F64_TOL)))
     cnn_err = max(lim["cnn_trntk"], lim["cnn_entk"])
-    rows.append(_row("05.14", "structured path for CNNs (torchNTK has none)", cnn_err,
+    rows.append(_row("05.14", "structured path for CNNs (torchNTK has none)", _rel(cnn_err, "relative error"),
                     f"EXACT_F64_TOL: <= {EXACT_F64_TOL:g} vs autodiff", bool(cnn_err <= EXACT_F64_TOL)))
     if df["peak_mb_run"].notna().any():                                     # memory measured (not at smoke)
         best = float(layerwise_memory(df)["layer_over_full"].min())
-        rows.append(_row("05.15", "layer-wise Jacobian contraction saves memory in some regime (torchNTK)", best,
+        rows.append(_row("05.15", "layer-wise Jacobian contraction saves memory in some regime (torchNTK)",
+                        f"{best:.3g} (peak memory ratio layer-wise / full)",
                         f"LAYER_MEMORY_RATIO: peak ratio layer/full < {LAYER_MEMORY_RATIO:g} somewhere",
                         bool(best < LAYER_MEMORY_RATIO)))
     cost = s["proj_cost"]
@@ -127,10 +137,10 @@ def claims(results: dict, cfg: Study05) -> list[Row]:
     rows.append(_row("05.16", f"projected kernel (K={s['proj_cost_k']}, {mlp}, N={s['proj_cost_n']}) costs at most "
                     "1.5x the exact kernel plus the projection GEMMs alone (" +
                     ", ".join(f"{k}: {v:.2f}x" for k, v in sorted(cost.items())) + "; worst)",
-                    worst, f"PROJ_COST_MAX: <= {PROJ_COST_MAX:g}x", bool(worst <= PROJ_COST_MAX)))
+                    _x(worst), f"PROJ_COST_MAX: <= {PROJ_COST_MAX:g}x", bool(worst <= PROJ_COST_MAX)))
     if "trak_over_projected" in s:
         r = s["trak_over_projected"]
         rows.append(_row("05.17", f"whole proj-pNTK kernel (K={s['proj_cost_k']}, N={s['proj_cost_n']}) vs TRAK 0.3.2's "
-                        "CPU BasicProjector projecting the precomputed gradients: TRAK time / ours", r,
+                        "CPU BasicProjector projecting the precomputed gradients: TRAK time / ours", _x(r),
                         f"TRAK_RATIO_MIN: >= {TRAK_RATIO_MIN:g}x", bool(r >= TRAK_RATIO_MIN)))
     return rows

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ...report import figcheck
 from .runs import projection_cost
 
 # ------------------------------------------------------------------ figures
@@ -11,8 +12,8 @@ LABELS = {"structured": "structured (nnlens.ntk)", "autodiff": "autodiff (nnlens
           "jac_layer": "layer-wise Jacobian contraction (torchNTK route)"}
 
 
-PANELS = [("n", "n", "inputs N", "MLP pNTK (width {w}, 2 hidden layers)"),
-          ("width", "width", "hidden width", "MLP pNTK (N = {n}, 2 hidden layers)"),
+PANELS = [("n", "n", "inputs N", "MLP pNTK (width {w}, {dn} hidden layers)"),
+          ("width", "width", "hidden width", "MLP pNTK (N = {n}, {dw} hidden layers)"),
           ("depth", "depth", "hidden layers", "MLP pNTK (N = {n}, width {w})"),
           ("cnn_n", "n", "inputs N", "small CNN trNTK (width {c})")]
 
@@ -29,7 +30,8 @@ def plot_scaling(df):
     colors = dict(zip(LABELS, [cycle[0], cycle[4], cycle[2], cycle[3]]))   # no two oranges
     fig, axes = plt.subplots(2, 4, figsize=(15, 7.5), sharex="col")
     fmt = dict(w=int(df.loc[df.section == "n", "width"].max()), n=int(df.loc[df.section == "width", "n"].max()),
-               c=int(df.loc[df.section == "cnn_n", "width"].max()))
+               c=int(df.loc[df.section == "cnn_n", "width"].max()), dn=int(df.loc[df.section == "n", "depth"].max()),
+               dw=int(df.loc[df.section == "width", "depth"].max()))   # the grids' own depth, read from the data
     memory = df["peak_mb_run"].notna().any()
     for col, (sec, x, xlabel, title) in enumerate(PANELS):
         d = df[df.section == sec]
@@ -46,8 +48,8 @@ def plot_scaling(df):
                 bottom.plot(meas[x], meas.peak_mb, "o-", color=colors[m])
                 if sec in ("width", "depth") and len(ext):
                     bottom.plot(ext[x], ext.peak_mb_run, "x:", color=colors[m])
-        top.set(yscale="log", title=title.format(**fmt), ylabel="time (s)" if col == 0 else None)
-        bottom.set(xlabel=xlabel, ylabel="extra peak memory (MB)" if col == 0 else None)
+        top.set(yscale="log", title=title.format(**fmt), ylabel="time (s, best of repeats)")
+        bottom.set(xlabel=xlabel, ylabel="extra peak memory (MB)")
         xs = sorted(d[x].unique())
         bottom.set_xticks(xs, [str(int(v)) for v in xs])                  # the grid's own values
         if memory:
@@ -66,8 +68,20 @@ def plot_scaling(df):
         handles.append(Line2D([], [], color="0.3", marker="x", ls=":",
                               label=f"memory measured at N = {int(df.loc[ext, 'n_run'].max())} (baselines)"))
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 0))
+    head = df[(df.section == "headline") & (df.model == "mlp")].dropna(subset=["depth", "width", "n"])
+    note = (f"; the headline rows (05.3-05.6) time the 784-{int(head.depth.max())}x{int(head.width.max())}-10 MLP at "
+            f"N = {int(head.n.max())}" if len(head) else "")
+    fig.suptitle("Scaling grids: one network seed (seed 0); each time is the best of the benchmark's repeats "
+                 f"(their spread is not recorded){note}", fontsize="small")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    figcheck.declare(fig, seeds=1)
     return fig
+
+
+def _mlp(df, section: str) -> str:
+    """``MLP 784-3x512-10``: the network a section of the benchmark timed, read from its rows."""
+    r = df[df.section == section].dropna(subset=["depth", "width"])
+    return f"MLP 784-{int(r.depth.max())}x{int(r.width.max())}-10" if len(r) else "MLP"
 
 
 def plot_projection(df):
@@ -98,9 +112,16 @@ def plot_projection(df):
         xs = [j + (i - (len(parts) - 1) / 2) * width for j in range(len(cost))]
         bars = bx.bar(xs, cost[m], width, label=lab)
         bx.bar_label(bars, fmt="%.2g", fontsize="x-small")
+        for x, v in zip(xs, cost[m]):
+            if pd.isna(v):                   # a bar that is not there says why
+                bx.text(x, 0.03, "not timed:\nTRAK is run on\nthe pNTK only" if m == "trak_basic"
+                        else "not timed", rotation=90, ha="center", va="bottom", fontsize="x-small", color="0.35",
+                        transform=bx.get_xaxis_transform())
+    bx.set_xlim(-0.5, len(cost) - 0.5)          # room for the slots of bars that are not there
     bx.set_xticks(range(len(cost)), [f"{'pNTK' if k == 'pntk' else 'trNTK'}" for k in cost.index])
     bx.set(yscale="log", ylabel="time (s, one thread)",
-           title=f"cost at K = {int(cost.proj_dim.iloc[0])}, N = {int(cost.n.iloc[0])} (headline MLP)")
+           title=f"cost at K = {int(cost.proj_dim.iloc[0])}, N = {int(cost.n.iloc[0])} ({_mlp(df, 'proj_cost')})")
     bx.legend(fontsize="x-small", ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     fig.tight_layout()
+    figcheck.declare(fig, seeds=int(p.seed.nunique()))
     return fig
