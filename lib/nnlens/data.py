@@ -30,7 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from . import paths, utils
-from .dataset import Dataset, stratified_take as _stratified_take, standardize as _standardize  # noqa: F401
+from .dataset import Dataset  # noqa: F401
+from .dataset import standardize as _standardize
+from .dataset import stratified_take as _stratified_take
 from .realdata import DataMissingError  # noqa: F401 (one error type for every missing dataset)
 
 REAL = ("mnist", "fashion_mnist", "mnist01", "fmnist_tshirt_trouser", "clutter_mnist")  # nnlens.realsets.NAMES

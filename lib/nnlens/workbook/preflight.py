@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -89,3 +90,24 @@ def thread_env(n: int) -> dict[str, str]:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"threads must be a positive int, got {n!r}")
     return {k: str(n) for k in THREAD_VARS}
+
+
+def check_data(picked: list[str], profile: str) -> dict[str, list[str]]:
+    """{study: its missing datasets}, printed as one message (one line per dataset) when not empty.
+
+    Registry data sets (MNIST, Fashion-MNIST) a study needs are fetched and verified first, with a
+    progress line each (``preflight.fetch_data``); what cannot be fetched is then reported as missing."""
+    for s in picked:
+        fetch_data(s, profile, log=lambda m: print(f"  data: {m}", flush=True))
+    missing = {s: m for s in picked if (m := missing_data(s, profile))}
+    if missing:
+        needed: dict[str, list[str]] = {}
+        for s, ms in missing.items():
+            for m in ms:
+                needed.setdefault(m, []).append(s)
+        lines = [f"  {m} (needed by {', '.join(ss)})" for m, ss in needed.items()]
+        runnable = [s for s in picked if s not in missing]
+        print(f"missing data at profile {profile}; skipping {', '.join(missing)}"
+              f"{', running ' + ', '.join(runnable) if runnable else ''}:\n" + "\n".join(lines),
+              file=sys.stderr, flush=True)
+    return missing

@@ -59,8 +59,19 @@ from ..report import ledger
 from ..report.outputs import SECONDS_FILE
 from ..studies import profiles
 from . import preflight
-from .bookkeeping import (TIMINGS, OneLineParser, cpu_children, ensure_bench, environ, index, load_timings,
-                          newest_source, positive_threads, save_timings, stage_descriptions)
+from .bookkeeping import (
+    TIMINGS,
+    OneLineParser,
+    cpu_children,
+    ensure_bench,
+    environ,
+    index,
+    load_timings,
+    newest_source,
+    positive_threads,
+    save_timings,
+    stage_descriptions,
+)
 from .publish import publish, scrub, stderr_to
 
 __all__ = ["run", "reproduce", "select", "up_to_date", "publish", "index", "main"]
@@ -223,22 +234,6 @@ def _on_sigint(signum, frame):
     signal.default_int_handler(signum, frame)
 
 
-def _missing(picked: list[str], profile: str) -> dict[str, list[str]]:
-    """{study: its missing datasets}, printed as one message (one line per dataset) when not empty."""
-    missing = {s: m for s in picked if (m := preflight.missing_data(s, profile))}
-    if missing:
-        needed: dict[str, list[str]] = {}
-        for s, ms in missing.items():
-            for m in ms:
-                needed.setdefault(m, []).append(s)
-        lines = [f"  {m} (needed by {', '.join(ss)})" for m, ss in needed.items()]
-        runnable = [s for s in picked if s not in missing]
-        print(f"missing data at profile {profile}; skipping {', '.join(missing)}"
-              f"{', running ' + ', '.join(runnable) if runnable else ''}:\n" + "\n".join(lines),
-              file=sys.stderr, flush=True)
-    return missing
-
-
 def _summary(picked: list[str], status: dict, ran: dict, total: float, final: Path) -> list[str]:
     """The table of studies and times, and what was not reproduced; for one study that did not run, nothing
     more than its own error (already printed). Names only files that exist."""
@@ -294,7 +289,7 @@ def reproduce(profile: str = "default", studies=None, jupyter_kernel: str = "nnl
 
 def _reproduce(picked: list[str], profile: str, final: Path, jupyter_kernel: str, threads: int, force: bool,
                site: bool) -> int:
-    missing = _missing(picked, profile)
+    missing = preflight.check_data(picked, profile)
     status: dict[str, str] = {s: "skipped: data missing" for s in missing}
     ran: dict[str, dict] = {}
     t0 = time.perf_counter()

@@ -32,8 +32,16 @@ import nbformat
 from .. import _io, paths
 from ..report.ledger import load_claims
 from ..studies import profiles
-from .sitetext import (claims_table, counts_table, esc, findings, glossary_html, paper_numbers, provenance,
-                       provenance_html)
+from .sitetext import (
+    claims_table,
+    counts_table,
+    esc,
+    findings,
+    glossary_html,
+    paper_numbers,
+    provenance,
+    provenance_html,
+)
 
 # The figure shown for each study on the front page: the one that answers the study's question at a
 # glance. A study missing here (or whose figure is missing) shows its first figure in name order.
