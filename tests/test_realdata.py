@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from nnlens import realdata
 
 FILES = realdata.FILES

@@ -4,6 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+
 from nnlens import data, paths, realdata, realsets
 from nnlens.workbook import preflight
 

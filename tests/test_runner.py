@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 from nnlens import paths
 from nnlens.workbook import runner
 
@@ -330,8 +331,9 @@ def test_missing_data_for_one_study_is_one_message_naming_what_to_download(tmp_p
 
 
 def test_stages_name_the_markdown_above_each_code_cell():
-    from nnlens.workbook import bookkeeping
     from papermill.engines import NotebookExecutionManager
+
+    from nnlens.workbook import bookkeeping
 
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# 09 · Title\n\nThe question."), nbformat.v4.new_code_cell("a = 1"),

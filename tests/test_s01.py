@@ -3,6 +3,7 @@ v* and the 01.2 gaps on small frames, and the fast probe paths against scikit-le
 import numpy as np
 import pandas as pd
 import pytest
+
 from nnlens import probes, report
 from nnlens.studies import profiles
 from nnlens.studies import s01_pca as s01

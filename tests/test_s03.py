@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from nnlens import models, report, spectra
 from nnlens.studies import profiles
 from nnlens.studies import s03_spectral as S

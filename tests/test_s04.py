@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
 from nnlens import report
 from nnlens.studies import profiles
 from nnlens.studies import s04_anova as s04

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import nbformat  # noqa: E402
 import pytest  # noqa: E402
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output  # noqa: E402
+
 from nnlens import report  # noqa: E402
 from nnlens.workbook import site  # noqa: E402
 

@@ -47,7 +47,7 @@ def load_data(cfg: Study01) -> tuple[data.Dataset, float]:
 
 def train_config(cfg: Study01, seed: int) -> train.TrainConfig:
     return train.TrainConfig(optimizer=cfg.optimizer, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                             seed=seed, weight_decay=cfg.weight_decay)
+                             seed=seed, weight_decay=cfg.weight_decay, schedule=cfg.schedule)
 
 
 def train_network(cfg: Study01, ds, seed: int) -> train.FitResult:
