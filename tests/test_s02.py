@@ -207,3 +207,26 @@ def test_verdict_helpers():
     assert study.three_way([-0.1], [0.1]) == "inconclusive"
     assert study.equivalence([-0.01], [0.01], 0.02) == "holds" and study.equivalence([0.03], [0.05], 0.02) == \
         "does not hold" and study.equivalence([0.0], [0.03], 0.02) == "inconclusive"
+
+
+@pytest.mark.parametrize("name, kind", [("mnist2_mlp", "mlp"), ("fmnist2_cnn", "cnn")])
+def test_paper_setups_vectorized_trainer_equals_one_by_one(name, kind):
+    from nnlens.studies.s02_entk import paper_models as pm
+    setup = pm.SETUPS[name]
+    assert setup.model == kind and setup.batch_size == 4 and setup.lr == 1e-3
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (24, 28, 28), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, 2, (24,), generator=g)
+    xs, ys = pm.binary_slice(x, y, 6)
+    assert xs.shape == (12, 1, 28, 28) and float(xs.max()) <= 1.0 and ys.tolist() == [0.0] * 6 + [1.0] * 6
+    seeds = (0, 1)
+    fast = pm.train_ensemble(setup, seeds, xs, ys, epochs=2)
+    orders = pm._orders(len(ys), seeds, 2, setup.shuffle)
+    for j, s in enumerate(seeds):
+        slow = pm.train_one(setup, s, xs, ys, orders[j])
+        for (k, a), b in zip(fast[j].state_dict().items(), slow.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=k)
+    assert not torch.equal(fast[0].state_dict()["fc3.weight" if kind == "cnn" else "l4.weight"],
+                           fast[1].state_dict()["fc3.weight" if kind == "cnn" else "l4.weight"])
+    n = sum(p.numel() for p in pm.make_model("mlp", 0).parameters())
+    assert n == 784 * 100 + 100 + 2 * (100 * 100 + 100) + 101

@@ -45,7 +45,7 @@ class Study02:
     target_class: int = 0             # poisoned images (taken from other classes) are relabelled to this class
     # attack strengths of the poisoning sweep (02.5), strongest first: (fraction poisoned, trigger side, trigger
     # amplitude: 1 = the full checkerboard, a < 1 blends it into the image as (1 - a) x + a patch)
-    poison_levels: tuple = ((0.05, 2, 1.0), (0.02, 2, 0.5), (0.01, 2, 0.3))
+    poison_levels: tuple = ((0.05, 2, 1.0), (0.02, 2, 0.5), (0.01, 2, 0.5), (0.01, 2, 0.25))
     poison_kernels: tuple = ("trntk", "em", "ck")  # kernels ranked in the poisoning sweep
     n_attack: int = 60                # successful triggered test images ranked for attribution (at most)
     poison_seeds: tuple = (0, 1, 2, 3, 4)  # seeds of the poisoning runs (a paired t-test across them)
