@@ -39,18 +39,21 @@ def poison_blend(ds, fraction: float, target: int, size: int, amplitude: float, 
     return pds, idx, lambda xt: (1 - amplitude) * xt + amplitude * data.add_trigger(xt, size, hi, lo)
 
 
-def poisoning_study(spec: dict, ds, tcfg, *, level: tuple, target: int, n_attack: int, topk: int,
+def poisoning_study(spec: dict, ds, tcfg, *, level: tuple | None = None, target: int, n_attack: int, topk: int,
                     recipes=("cv",), seed: int = 0, Cs=surrogates.C_GRID, folds: int = 3,
-                    kinds=("trntk", "em", "ck"), chosen: dict | None = None) -> dict:
+                    kinds=("trntk", "em", "ck"), chosen: dict | None = None, fraction: float | None = None,
+                    trigger_size: int | None = None, proj_dim: int | None = None) -> dict:
     """Train on a trigger-poisoned copy of ``ds`` at ``level`` = (fraction, trigger side, amplitude), then rank
     training points for successful attacks.
 
     Attack success is measured on every triggered test image of a non-target class; attribution is scored on
     the first ``n_attack`` triggered images the network assigns to the target class (a failed attack has no
-    poisoned cause to find). precision@k uses k = min(topk, number poisoned). Returns {"clean_acc",
-    "attack_success", "n_poison", "n_scored", "k", "rows" (per kernel and recipe: mean precision_at_k, auc)}.
+    poisoned cause to find). precision@k uses k = min(topk, number poisoned). ``fraction`` and ``trigger_size``
+    without ``level`` mean the full-amplitude trigger; ``proj_dim`` adds the projected kernels at that K. Returns
+    {"clean_acc", "attack_success", "n_poison", "n_scored", "k", "rows" (per kernel and recipe: mean
+    precision_at_k, auc), "per_image" {(kernel, recipe): {"auc", "precision_at_k"} (n_scored,)}}.
     """
-    fraction, size, amplitude = level
+    fraction, size, amplitude = level if level is not None else (fraction, trigger_size, 1.0)
     pds, idx, trigger = poison_blend(ds, fraction, target, int(size), float(amplitude), seed)
     model = train.fit(spec, pds, tcfg, progress=False).model
     clean_acc = float((utils.forward(model, ds.x_test).argmax(1) == ds.y_test).float().mean())
@@ -60,20 +63,22 @@ def poisoning_study(spec: dict, ds, tcfg, *, level: tuple, target: int, n_attack
     hit = (pred_trig == target).nonzero().flatten()[:n_attack]
     k = int(min(topk, len(idx)))
     out = {"clean_acc": clean_acc, "attack_success": attribution.attack_success(pred_trig, ds.y_test[keep], target),
-           "n_poison": int(len(idx)), "n_scored": int(len(hit)), "k": k, "rows": []}
+           "n_poison": int(len(idx)), "n_scored": int(len(hit)), "k": k, "rows": [], "per_image": {}}
     if len(hit) == 0:
         return out
     x_att, pred_att = x_trig[hit], pred_trig[hit]
     suite = attribution.kernel_suite(model, pds.x_train, pds.y_train, x_att, seed=seed, kinds=kinds,
-                                     test_labels=pred_att)
+                                     proj_dims=(proj_dim,) if proj_dim else (), test_labels=pred_att)
     is_poison = np.zeros(len(pds.y_train), bool)
     is_poison[idx] = True
     kglms = core.fit_surrogates(suite, pds.y_train, recipes, seed=seed, Cs=Cs, folds=folds, chosen=chosen)
     for (name, r), kg in kglms.items():
         scores = attribution.contributions(core._recipe_kernels(name, *suite[name], r)[1], kg.W, pred_att.numpy())
-        out["rows"].append({"kernel": name, "recipe": r,
-                            "precision_at_k": float(attribution.precision_at_k(scores, is_poison, k).mean()),
-                            "auc": float(attribution.detection_auc(scores, is_poison).mean())})
+        m = {"auc": attribution.detection_auc(scores, is_poison),
+             "precision_at_k": attribution.precision_at_k(scores, is_poison, k)}            # (n_scored,) each
+        out["per_image"][(name, r)] = m
+        out["rows"].append({"kernel": name, "recipe": r, "precision_at_k": float(m["precision_at_k"].mean()),
+                            "auc": float(m["auc"].mean())})
     return out
 
 
@@ -92,7 +97,7 @@ def poisoning_runs(cfg: Study02, s) -> dict:
                                 n_attack=cfg.n_attack, topk=cfg.topk, recipes=cfg.poison_recipes, seed=seed,
                                 Cs=cfg.kglm_cs, folds=cfg.cv_folds, kinds=cfg.poison_kernels, chosen=chosen)
             lv = {"level": li, "fraction": level[0], "trigger": int(level[1]), "amplitude": level[2], "seed": seed}
-            attack.append(lv | {k: v for k, v in p.items() if k != "rows"})
+            attack.append(lv | {k: v for k, v in p.items() if k not in ("rows", "per_image")})
             rows += [lv | row for row in p["rows"]]
     rows = pd.DataFrame(rows)
     table = surrogates.summarize(rows, ["level", "fraction", "trigger", "amplitude", "kernel", "recipe"],
