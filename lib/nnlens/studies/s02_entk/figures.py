@@ -61,11 +61,12 @@ def plot_tau_tad(summary: pd.DataFrame, tad: pd.DataFrame, main: str, recipes=("
     labels = ([f"setting: {s}" for s in settings] + ax.get_legend_handles_labels()[1])
     leg.legend(handles, labels, loc="upper left", fontsize=11, frameon=False,
                title="bars: mean, whiskers ±1 std over seeds (SGD: × 5 random_states)", title_fontsize=10)
-    ceil = tad[tad["setting"] != main].groupby("setting", sort=False)["ceiling"].all()
+    cv = tad[(tad["setting"] != main) & (tad["recipe"] == recipes[0])]
+    ceil = cv.groupby("setting", sort=False)["ceiling"].all()
     if len(ceil):
         at = ", ".join(ceil.index[ceil]) or "none"
         leg.text(0, 0.2, "TAD of the binary settings is in the table 02_tad, not drawn here.\n"
-                         f"At the ceiling (network and every kGLM right on every test point, TAD = 0): {at}.",
+                         f"At the ceiling under {recipes[0]} (network and every kGLM right on every\ntest point, TAD = 0): {at}.",
                  fontsize=10, va="top", transform=leg.transAxes)
     fig.tight_layout()
     return fig
