@@ -66,7 +66,8 @@ def plot_tau_tad(summary: pd.DataFrame, tad: pd.DataFrame, main: str, recipes=("
     if len(ceil):
         at = ", ".join(ceil.index[ceil]) or "none"
         leg.text(0, 0.2, "TAD of the binary settings is in the table 02_tad, not drawn here.\n"
-                         f"At the ceiling under {recipes[0]} (network and every kGLM right on every\ntest point, TAD = 0): {at}.",
+                         f"At the ceiling under {recipes[0]} (network and every kGLM right on every\n"
+                         f"test point, TAD = 0): {at}.",
                  fontsize=10, va="top", transform=leg.transAxes)
     fig.tight_layout()
     return fig
