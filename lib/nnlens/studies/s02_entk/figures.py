@@ -200,7 +200,7 @@ def plot_explanations(x_test, x_train, rows: list[dict], k: int = 3):
     fig.suptitle("first column: test image (kernel, predicted class); + : the training images that push the "
                  "prediction up most,\n− : those that push it down most (contribution K(x, xᵢ)·W[pred, i] of the "
                  "kGLM); 'label': the training image's label", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
 
@@ -222,7 +222,7 @@ def plot_lds(table: pd.DataFrame, ceiling: dict, curve: pd.DataFrame, n_subsets:
             ax.axvline(float(v.iloc[0]), color="0.4", ls=[":", "-."][j], label=f"{name} (raw)")
     if np.isfinite(ceiling.get("ceiling", np.nan)):
         ax.axvline(ceiling["ceiling"], color="C3", ls="--", label="retraining noise ceiling √r")
-    ax.set_yticks(y, [label(m).replace("_best", " (best setting)") for m in t["method"]])
+    ax.set_yticks(y, [label(m) for m in t["method"]])
     ax.invert_yaxis()
     ax.axvline(0, color="black", lw=0.8)
     ax.set(xlabel=f"LDS over {n_subsets} half-subsets ({CI_LEVEL:.0%} CI over subsets × test points)",

@@ -250,6 +250,8 @@ LABEL = {"trak": "TRAK", "trntk": "trNTK", "trntk0": "trNTK⁰", "pntk": "pNTK",
 def label(kernel: str) -> str:
     """A kernel's paper name: ``proj_trntk@512`` -> ``proj-trNTK@512``."""
     base, _, k = kernel.partition("@")
+    if base.endswith("_best"):                                      # "trak_best" -> "TRAK (best setting)"
+        return LABEL.get(base[:-5], base[:-5]) + " (best setting)"
     return LABEL.get(base, base) + (f"@{k}" if k else "")
 
 
