@@ -98,8 +98,9 @@ def claim_tad(tad: pd.DataFrame, sgd: dict) -> Row:
     ceil = sorted(set(f.loc[f["ceiling"], "setting"]))
     paper = f[f["recipe"] == PAPER_RECIPE]
     value = (f"cv TAD [{CI}]: " + "; ".join(parts) + (f"; at the ceiling (every point right, not judged): "
-             f"{', '.join(ceil)}" if ceil else "") + f"; paper's recipe (beside): worst mean TAD "
-             f"{paper['tad'].abs().max():.3f} (sd over draws {paper['sd_draws'].max():.3f}); its SGD stops after "
+             f"{', '.join(ceil)}" if ceil else "") + f"; paper's recipe (beside): mean TAD from "
+             f"{paper['tad'].min():+.3f} to {paper['tad'].max():+.3f} "
+             f"(sd over draws up to {paper['sd_draws'].max():.3f}); its SGD stops after "
              f"{sgd.get('n_iter', np.nan):.0f} epochs (tol rule met in {sgd.get('converged', np.nan):.0%} of fits) "
              f"at kGLM train accuracy {sgd.get('train_acc', np.nan):.3f} against the network's "
              f"{sgd.get('net_train_acc', np.nan):.3f}")
