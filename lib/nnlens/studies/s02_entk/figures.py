@@ -154,7 +154,7 @@ def plot_poisoning(table: pd.DataFrame, judged):
     recipes = list(dict.fromkeys(table["recipe"]))
     fig, axes = plt.subplots(len(recipes), 2, figsize=(11, 3.6 * len(recipes) + 0.8), squeeze=False)
     levels = sorted(table["level"].unique())
-    ticks = [f"{g['fraction'].iloc[0]:.0%}, {int(g['trigger'].iloc[0])} px, a={g['amplitude'].iloc[0]:g}"
+    ticks = [f"{g['fraction'].iloc[0]:.0%}\n{int(g['trigger'].iloc[0])} px, a={g['amplitude'].iloc[0]:g}"
              for _, g in table.groupby("level")]
     for i, r in enumerate(recipes):
         for ax, col, name in ((axes[i, 0], "precision_at_k", "precision@k"), (axes[i, 1], "auc", "detection AUC")):
