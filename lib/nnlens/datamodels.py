@@ -145,3 +145,61 @@ def trak_scores(models, x_train, y_train, x_test, y_test, proj_dim: int | None =
         Q = Q + (1 - p)                                                           # (N_train,)
     n = len(models)
     return ((P / n) * (Q / n)[None, :]).numpy()
+
+
+# ------------------------------------------------------------------ LDS beyond class composition, two-way intervals
+def _centered_ranks(a: np.ndarray) -> np.ndarray:
+    r = rankdata(a, axis=0)
+    return r - r.mean(0)
+
+
+def _corr(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (ra * rb).sum(0) / np.sqrt((ra ** 2).sum(0) * (rb ** 2).sum(0))
+
+
+def spearman_partial(pred, actual, covariate) -> np.ndarray:
+    """Spearman correlation along axis 0 of (M, N) ``pred`` and ``actual`` with ``covariate`` partialled out.
+
+    The partial correlation of the ranks: (r_pa − r_pc r_ac) / sqrt((1 − r_pc²)(1 − r_ac²)), per column.
+    With ``covariate`` each subset's count of training points of the test point's class, it is the LDS
+    left once a method's knowledge of class composition is removed. Returns (N,); NaN where undefined.
+    """
+    rp, ra, rc = (_centered_ranks(np.asarray(v, dtype=np.float64)) for v in (pred, actual, covariate))
+    pa, pc, ac = _corr(rp, ra), _corr(rp, rc), _corr(ra, rc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (pa - pc * ac) / np.sqrt((1 - pc ** 2) * (1 - ac ** 2))
+
+
+def lds_partial_per_point(scores, masks, actual, covariate) -> np.ndarray:
+    """``lds_per_point`` with ``covariate`` (M, N_test) partialled out (``spearman_partial``): (N_test,)."""
+    return spearman_partial(predicted_outputs(scores, masks), actual, covariate)
+
+
+def class_counts(masks, y_train, y_test) -> np.ndarray:
+    """(M, N_test): how many training points of each test point's class every subset holds."""
+    onehot = np.asarray(y_train)[:, None] == np.unique(np.concatenate([y_train, y_test]))[None, :]
+    per_class = np.asarray(masks, dtype=np.float64) @ onehot                          # (M, C)
+    return per_class[:, np.searchsorted(np.unique(np.concatenate([y_train, y_test])), y_test)]
+
+
+def lds_two_way(preds: dict, actual, covariate=None, n_boot: int = 400, seed: int = 0) -> dict:
+    """Bootstrap replicates of the LDS of every method, resampling subsets and test points together.
+
+    preds: {method: (M, N_test) predicted outputs} (``predicted_outputs``); actual: (M, N_test);
+    covariate: optional (M, N_test), partialled out when given. Replicate b draws M subsets with replacement
+    (the rows of every method alike) and N_test test points with replacement, and averages the per-point
+    (partial) Spearman over the drawn points (NaNs dropped). Returns {method: (n_boot,)}, paired across methods.
+    """
+    act = np.asarray(actual, dtype=np.float64)
+    M, N = act.shape
+    rng = np.random.default_rng(seed)
+    out = {m: np.empty(n_boot) for m in preds}
+    for b in range(n_boot):
+        rows, cols = rng.integers(0, M, M), rng.integers(0, N, N)
+        for m, pred in preds.items():
+            p, a = np.asarray(pred)[rows], act[rows]
+            v = (_corr(_centered_ranks(p), _centered_ranks(a)) if covariate is None
+                 else spearman_partial(p, a, np.asarray(covariate)[rows]))[cols]
+            out[m][b] = np.nanmean(v)
+    return out

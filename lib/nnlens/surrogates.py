@@ -150,6 +150,9 @@ class SGDKGLM(_LinearKernelModel):
         with one_thread():
             model.fit(K, y)
         self._store(model)
+        self.n_iter_ = int(np.max(model.n_iter_))               # epochs until its stopping rule (tol) fired
+        self.converged_ = self.n_iter_ < model.max_iter          # False: stopped by max_iter, not by tol
+        self.train_acc_ = float((self.predict(K) == y).mean())
         return self
 
 

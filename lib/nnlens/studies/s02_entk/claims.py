@@ -1,142 +1,237 @@
 """Study 02's claims: one ledger row per claim of arXiv 2305.14585 (02.1-02.5) and beyond it (LDS, 02.6-02.8).
 
-``claims(results, cfg)`` takes the notebook's results (faithfulness summary, paired τ, projection
-error, poisoning pairs, LDS pairs); each threshold is named below with its reason.
+``claims(results, cfg)`` takes the notebook's results; each threshold is a ``report.Threshold`` below, its
+reason naming the noise it rests on. Verdicts 02.1-02.4 rest on the converged, cross-validated kGLM (``cv``);
+the paper's SGD recipe is shown beside them with its optimizer spread inside every interval. Every interval
+resamples network seeds, optimizer draws and test points together (``faith.hier_boot``); the LDS intervals
+resample retraining subsets and test points together (``datamodels.lds_two_way``).
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
-from ...report import Row
+from ...report import Row, Threshold
 from .config import Study02
-from .runs import CI_LEVEL, JUDGED_RECIPES, NTK_KERNELS, label
+from .faith import CI_LEVEL
+from .runs import JUDGED_RECIPES, NTK_KERNELS, PAPER_RECIPE, label
 
-
-# ------------------------------------------------------------------ thresholds (fixed before any run)
-# 02.1: |TAD| <= 2 percentage points counts as "network-level accuracy": the paper's own gaps
-# (MNIST 0-vs-1 kGLM 99.67 % vs NN 99.64 %; CIFAR-10 0.929 vs about 0.93) are far below it, and on
-# 300 test points one prediction is 0.33 points, so 0.02 is six test points.
+CI = f"{CI_LEVEL:.0%} CI over seeds × optimizer draws × test points"
 TAD_MAX = 0.02
-# 02.2 / 02.3: the paper's orderings are strict: the 95 % bootstrap CI (over test points) of the
-# mean over seeds of the paired difference τ(trNTK) − τ(other) must lie above this.
+TAD = Threshold(
+    "TAD_MAX", "|TAD| CI", "<=", TAD_MAX,
+    "the paper's own gaps (MNIST 0-vs-1 99.67 % vs 99.64 %; CIFAR-10 0.929 vs about 0.93) are far inside it; on "
+    "300 test points a paired accuracy difference with ~3 % discordant points has sd sqrt(0.03/300) = 0.01, so "
+    "the 95 % CI (seeds × draws × test points) is about ±0.02 wide: the whole CI must lie in ±0.02 to hold, "
+    "entirely outside to fail, else inconclusive")
 TAU_MARGIN = 0.0
-# 02.4: a random projection's error falls like K^(-1/2) (Johnson-Lindenstrauss); a fitted log-log
-# slope within ±0.1 of -1/2 over the K grid counts as that rate.
-SLOPE_RANGE = (-0.6, -0.4)
-# 02.4: proj-trNTK "close to" trNTK: the paper's BERT gap is 0.809 vs 0.800 (0.009); twice that.
+TAU = Threshold(
+    "TAU_MARGIN", "CI lower bound of τ(trNTK) − τ(other)", ">", TAU_MARGIN,
+    "the interval resamples network seeds, SGD random_states and test points, the spread of reruns "
+    "(a difference of identical surrogates gives exactly 0; tested); fails when an upper bound is below 0")
 PROJ_TAU_GAP = 0.02
-# 02.5: "better than Em and CK" on successful attacks: per-seed mean differences of both detection
-# AUC and precision@k, trNTK minus each of Em and CK, positive on average with a one-sided paired
-# t-test across seeds at this level, under both poisoning recipes (ours and the paper's α = 1e-2).
+PROJ = Threshold(
+    "PROJ_TAU_GAP", "CI of τ(proj-trNTK) − τ(trNTK)", "in", (-PROJ_TAU_GAP, PROJ_TAU_GAP),
+    "twice the paper's BERT gap (0.809 vs 0.800); an equivalence test: the CI (seeds × test points) inside "
+    "holds, entirely outside fails, else inconclusive")
+SLOPE_REASON = ("the central 95 % range of slopes the same design (same K grid, same draws per K, the measured "
+                "per-K spread of log error) gives when the error follows K^(-1/2) exactly (4000 simulations)")
 ALPHA = 0.05
-# 02.6-02.8 (beyond the paper, LDS): "beats" = the 95 % bootstrap CI (over test points) of the paired
-# LDS difference lies above LDS_MARGIN; "tracks" = |LDS(proj-trNTK) − LDS(trNTK)| <= LDS_TRACK_GAP, the
-# same tolerance as 02.4's τ gap (a Spearman correlation on the same scale as τ).
+POISON = Threshold(
+    "ALPHA", "one-sided paired t-test p (trNTK > baseline, across poisoning seeds)", "<", ALPHA,
+    "across 5 poisoning seeds with per-seed means over scored images; judged at the strongest attack whose best "
+    "method is off the ceiling (mean P@k < 0.95); a baseline significantly above trNTK fails")
 LDS_MARGIN = 0.0
+LDS = Threshold(
+    "LDS_MARGIN", "CI lower bound of the class-partialled LDS difference", ">", LDS_MARGIN,
+    "the interval resamples retraining subsets and test points together (two-way bootstrap); raw LDS is mostly "
+    "class composition (the label-only floor), so the verdict uses the LDS with each subset's same-class count "
+    "partialled out; an upper bound below 0 fails")
 LDS_TRACK_GAP = 0.02
-# ------------------------------------------------------------------ claims
-def _fmt_pair(row) -> str:
-    return f"{row['diff']:+.3f} [{row['lo']:+.3f}, {row['hi']:+.3f}]"
+TRACK = Threshold(
+    "LDS_TRACK_GAP", "CI of the class-partialled LDS(proj-trNTK) − LDS(trNTK)", "in", (-LDS_TRACK_GAP, LDS_TRACK_GAP),
+    "the same tolerance as 02.4's τ gap (a Spearman on the τ scale); equivalence: the two-way CI inside holds, "
+    "entirely outside fails, else inconclusive")
 
 
-def claims(results: dict, cfg: Study02) -> list[Row]:
-    """One row per paper claim (02.1-02.5).
+def _ci(row, d="diff", lo="lo", hi="hi") -> str:
+    return f"{row[d]:+.3f} [{row[lo]:+.3f}, {row[hi]:+.3f}]"
 
-    results: {"main": name of the 10-class setting, "faith": per-seed rows of
-    ``faithfulness_runs``, "paired": ``paired_tau_table``, "proj_error": ``projection_error_table``,
-    "poison_pairs": ``poisoning_pairs``, optionally "lds_paired": ``lds_runs``'s "paired"}. Recipes judged: ``JUDGED_RECIPES`` for 02.1-02.4,
-    ``cfg.poison_recipes`` for 02.5.
-    """
-    main, faith, paired = results["main"], results["faith"], results["paired"]
-    ci = f"{CI_LEVEL:.0%} bootstrap CI over test points"
 
-    # 02.1: TAD of the NTK-kernel kGLMs; a setting where network and every kGLM are exactly right
-    # on every test point cannot tell (ceiling), and is reported as such instead of counted.
-    f = faith[faith["kernel"].str.split("@").str[0].isin(NTK_KERNELS) & faith["recipe"].isin(JUDGED_RECIPES)]
-    parts, judged = [], []
-    for s, g in f.groupby("setting", sort=False):
-        ceiling = bool((g["acc_net"] == 1).all() and (g["acc_sur"] == 1).all())
-        worst = float(g.groupby(["kernel", "recipe"])["tad"].mean().abs().max())
-        parts.append(f"{s} {worst:.3f}" + (" (ceiling: network and kGLMs 1.000 on every test point, "
-                                           "not informative)" if ceiling else ""))
-        if not ceiling:
-            judged.append(worst)
-    rows = [Row(
-        "02.1", "kGLMs on NTK kernels reach network-level test accuracy (|TAD| small)",
-        "max |mean TAD| over trNTK, pNTK, proj-trNTK, proj-pNTK kGLMs and recipes " + ", ".join(JUDGED_RECIPES)
-        + ": " + "; ".join(parts),
-        f"TAD_MAX: <= {TAD_MAX} in every setting below the ceiling", bool(judged) and max(judged) <= TAD_MAX)]
+def three_way(lo, hi, better: float = 0.0) -> str:
+    """Directional verdict of intervals: every lower bound above ``better`` holds, any upper bound below it
+    does not hold, otherwise inconclusive."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    if len(lo) and (lo > better).all():
+        return "holds"
+    return "does not hold" if (hi < better).any() else "inconclusive"
 
-    # 02.2 / 02.3: paired differences on the 10-class setting, CI lower bound above TAU_MARGIN
-    def pairs(a, bs, setting=main):
-        p = paired[(paired["setting"] == setting) & (paired["a"] == a) & paired["b"].isin(bs)
-                   & paired["recipe"].isin(JUDGED_RECIPES)]
-        return p, bool(len(p) == len(bs) * len(JUDGED_RECIPES) and (p["lo"] > TAU_MARGIN).all())
 
-    others = ("trntk0", "pntk", "em", "ck", "gradcos")
-    p2, ok2 = pairs("trntk", others)
-    rows.append(Row(
-        "02.2", "trNTK gives the highest τ among the kernels; Em and CK are lower",
-        f"{main}, τ(trNTK) − τ(other), mean of per-seed paired differences [{ci}]: "
-        + "; ".join(f"{r}: " + ", ".join(f"{label(row['b'])} {_fmt_pair(row)}" for _, row in g.iterrows())
-                    for r, g in p2.groupby("recipe", sort=False)),
-        f"TAU_MARGIN: CI lower bound > {TAU_MARGIN:g} against every other kernel, under recipes "
-        + " and ".join(JUDGED_RECIPES), ok2))
-    p3, ok3 = pairs("trntk", ("trntk0",))
-    binary = paired[(paired["setting"] != main) & (paired["a"] == "trntk") & (paired["b"] == "trntk0")
-                    & paired["recipe"].isin(JUDGED_RECIPES)]
-    rows.append(Row(
-        "02.3", "Normalization matters: trNTK τ above trNTK⁰ τ",
-        f"τ(trNTK) − τ(trNTK⁰) [{ci}]: {main} " + ", ".join(f"{r['recipe']} {_fmt_pair(r)}" for _, r in p3.iterrows())
-        + "; binary (reported, not judged): " + ", ".join(f"{r['setting']} {r['recipe']} {_fmt_pair(r)}"
-                                                          for _, r in binary.iterrows()),
-        f"TAU_MARGIN: CI lower bound > {TAU_MARGIN:g} on {main} under recipes " + " and ".join(JUDGED_RECIPES), ok3))
+def equivalence(lo, hi, tol: float) -> str:
+    """Every interval inside ±tol holds, any entirely outside does not hold, otherwise inconclusive."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    if len(lo) and ((lo >= -tol) & (hi <= tol)).all():
+        return "holds"
+    return "does not hold" if ((lo > tol) | (hi < -tol)).any() else "inconclusive"
 
-    # 02.4: projection error rate and the τ gap of proj-trNTK
-    slopes = results["proj_error"].groupby("kernel")["slope"].first()
-    gap = paired[(paired["setting"] == main) & paired["a"].str.startswith("proj_trntk") & (paired["b"] == "trntk")
-                 & paired["recipe"].isin(JUDGED_RECIPES)]
-    lo, hi = SLOPE_RANGE
-    rows.append(Row(
-        "02.4", "Projections track their exact kernels: error ~ K^(-1/2), proj-trNTK τ close to trNTK τ",
-        f"error slope proj-trNTK {slopes['trntk']:.2f}, proj-pNTK {slopes['pntk']:.2f}; τ({label(gap['a'].iloc[0])}) − "
-        f"τ(trNTK) [{ci}]: " + ", ".join(f"{r['recipe']} {_fmt_pair(r)}" for _, r in gap.iterrows()),
-        f"SLOPE_RANGE: both slopes in [{lo:g}, {hi:g}]; PROJ_TAU_GAP: |mean τ gap| <= {PROJ_TAU_GAP} under "
-        + " and ".join(JUDGED_RECIPES),
-        bool(all(lo <= v <= hi for v in slopes.values) and len(gap) == len(JUDGED_RECIPES)
-             and (gap["diff"].abs() <= PROJ_TAU_GAP).all())))
 
-    # 02.5: successful attacks only; AUC and precision@k must agree, paired test across seeds
-    pp = results["poison_pairs"]
-    ok5 = bool(len(pp) and (pp["diff"] > 0).all() and (pp["p_value"] < ALPHA).all())
-    rows.append(Row(
-        "02.5", "NTK attributions find poisoned training data better than Em and CK",
-        "on triggered test images the network assigns to the target class, trNTK − baseline (mean over seeds, "
-        "one-sided paired t-test p): " + "; ".join(
-            f"{r['recipe']} {'AUC' if r['metric'] == 'auc' else f'P@{cfg.topk}'} vs {label(r['baseline'])} "
-            f"{r['diff']:+.3f} (p {r['p_value']:.3f})" for _, r in pp.iterrows()),
-        f"ALPHA: every difference > 0 with p < {ALPHA}, for AUC and precision@{cfg.topk}, against Em and CK, "
-        f"under recipes " + " and ".join(cfg.poison_recipes), ok5))
-    if "lds_paired" in results:
-        rows += lds_claims(results["lds_paired"])
+def _mde(lo, hi) -> str:
+    return f"the widest 95 % CI half-width is {float(np.max((np.asarray(hi) - np.asarray(lo)) / 2)):.3f}"
+
+
+def _paper_beside(t: pd.DataFrame) -> str:
+    p = t[t["recipe"] == PAPER_RECIPE]
+    if not len(p):
+        return ""
+    return f"; paper's recipe {PAPER_RECIPE} (beside, not judged): " + ", ".join(
+        f"{label(r['b'])} {_ci(r)} (sd over draws {r['sd_draws']:.3f})" for _, r in p.iterrows())
+
+
+def claim_tad(tad: pd.DataFrame, sgd: dict) -> Row:
+    """02.1: TAD of the NTK-kernel kGLMs under ``cv``, every setting below the ceiling."""
+    f = tad[tad["kernel"].str.split("@").str[0].isin(NTK_KERNELS)]
+    judged = f[f["recipe"].isin(JUDGED_RECIPES) & ~f["ceiling"]]
+    verdict = equivalence(judged["lo"], judged["hi"], TAD_MAX) if len(judged) else "untestable"
+    parts = [f"{s} {label(r['kernel'])} {_ci(r, 'tad')}" for s, g in judged.groupby("setting", sort=False)
+             for _, r in g.iterrows()]
+    ceil = sorted(set(f.loc[f["ceiling"], "setting"]))
+    paper = f[f["recipe"] == PAPER_RECIPE]
+    value = (f"cv TAD [{CI}]: " + "; ".join(parts) + (f"; at the ceiling (every point right, not judged): "
+             f"{', '.join(ceil)}" if ceil else "") + f"; paper's recipe (beside): mean TAD from "
+             f"{paper['tad'].min():+.3f} to {paper['tad'].max():+.3f} "
+             f"(sd over draws up to {paper['sd_draws'].max():.3f}); its SGD stops after "
+             f"{sgd.get('n_iter', np.nan):.0f} epochs (tol rule met in {sgd.get('converged', np.nan):.0%} of fits) "
+             f"at kGLM train accuracy {sgd.get('train_acc', np.nan):.3f} against the network's "
+             f"{sgd.get('net_train_acc', np.nan):.3f}")
+    note = {"inconclusive": _mde(judged["lo"], judged["hi"]) + " (the CI straddles ±0.02)",
+            "untestable": "every setting is at the ceiling"}.get(verdict, "")
+    return Row("02.1", "kGLMs on NTK kernels reach network-level test accuracy (|TAD| small)", value, TAD, verdict,
+               note=note)
+
+
+def claim_tau(paired: pd.DataFrame, main: str) -> list[Row]:
+    """02.2 (trNTK above every other kernel) and 02.3 (trNTK above trNTK⁰) on the 10-class setting."""
+    rows = []
+    for cid, statement, bs in (
+            ("02.2", "trNTK gives the highest τ among the kernels; Em and CK are lower",
+             ("trntk0", "pntk", "em", "ck", "gradcos")),
+            ("02.3", "Normalization matters: trNTK τ above trNTK⁰ τ", ("trntk0",))):
+        p = paired[(paired["setting"] == main) & (paired["a"] == "trntk") & paired["b"].isin(bs)]
+        cv = p[p["recipe"].isin(JUDGED_RECIPES)]
+        verdict = three_way(cv["lo"], cv["hi"], TAU_MARGIN) if len(cv) == len(bs) else "untestable"
+        value = f"{main}, τ(trNTK) − τ(other) [{CI}], cv: " + ", ".join(
+            f"{label(r['b'])} {_ci(r)}" for _, r in cv.iterrows()) + _paper_beside(p)
+        if cid == "02.3":
+            binary = paired[(paired["setting"] != main) & (paired["recipe"].isin(JUDGED_RECIPES))]
+            value += "; binary settings (reported): " + ", ".join(f"{r['setting']} {_ci(r)}"
+                                                                  for _, r in binary.iterrows())
+        note = _mde(cv["lo"], cv["hi"]) if verdict == "inconclusive" else (
+            "a kernel was missing" if verdict == "untestable" else "")
+        rows.append(Row(cid, statement, value, TAU, verdict, note=note))
     return rows
 
 
-def lds_claims(paired: pd.DataFrame) -> list[Row]:
-    """Rows 02.6-02.8 (beyond the paper): trNTK against Em, CK and TRAK on LDS; proj-trNTK against trNTK."""
-    p = paired.set_index("b")
-    ci = f"{CI_LEVEL:.0%} bootstrap CI over test points"
-    fmt = lambda b: f"LDS(trNTK) − LDS({label(b)}) {_fmt_pair(p.loc[b])}"  # noqa: E731
-    proj = paired[paired["a"].str.startswith("proj_trntk")].iloc[0]
-    return [
-        Row("02.6", "Beyond the paper (LDS): trNTK attributions predict retraining better than Em and CK",
-                    f"{fmt('em')}; {fmt('ck')} [{ci}]",
-                    f"LDS_MARGIN: both CI lower bounds > {LDS_MARGIN:g}",
-                    bool(p.loc["em", "lo"] > LDS_MARGIN and p.loc["ck", "lo"] > LDS_MARGIN)),
-        Row("02.7", "Beyond the paper (LDS): trNTK attributions predict retraining better than TRAK",
-                    f"{fmt('trak')} [{ci}]", f"LDS_MARGIN: CI lower bound > {LDS_MARGIN:g}",
-                    bool(p.loc["trak", "lo"] > LDS_MARGIN)),
-        Row("02.8", "Beyond the paper (LDS): proj-trNTK attributions track trNTK's",
-                    f"LDS({label(proj['a'])}) − LDS(trNTK) {_fmt_pair(proj)} [{ci}]",
-                    f"LDS_TRACK_GAP: |difference| <= {LDS_TRACK_GAP}", bool(abs(proj["diff"]) <= LDS_TRACK_GAP)),
-    ]
+def claim_projection(paired: pd.DataFrame, slopes: pd.DataFrame, main: str) -> Row:
+    """02.4: error slope inside the null range of the estimator, and the τ gap of proj-trNTK inside ±0.02."""
+    sl = slopes.set_index("kernel")
+    in_range = [bool(r["null_lo"] <= r["slope"] <= r["null_hi"]) for _, r in sl.iterrows()]
+    gap = paired[(paired["setting"] == main) & paired["a"].str.startswith("proj_trntk") & (paired["b"] == "trntk")]
+    cv = gap[gap["recipe"].isin(JUDGED_RECIPES)]
+    v_gap = equivalence(cv["lo"], cv["hi"], PROJ_TAU_GAP)
+    verdict = "does not hold" if (not all(in_range) or v_gap == "does not hold") else v_gap
+    value = "; ".join(
+        f"proj-{label(k)} error slope {r['slope']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] over K = {int(r['n_k'])} values "
+        f"× {int(r['draws'])} draws (null range [{r['null_lo']:.3f}, {r['null_hi']:.3f}]; √K·error "
+        f"{r['sqrtk_err_first']:.3f} at the smallest K, {r['sqrtk_err_last']:.3f} at the largest)"
+        for k, r in sl.iterrows()) + f"; τ(proj-trNTK) − τ(trNTK) cv {_ci(cv.iloc[0])}" + "".join(
+        f", paper's recipe (beside) {_ci(r)}" for _, r in gap[gap["recipe"] == PAPER_RECIPE].iterrows())
+    threshold = (f"slope in the estimator's null range (per kernel, printed beside it); {PROJ.text()}")
+    note = _mde(cv["lo"], cv["hi"]) + " (the τ-gap CI straddles ±0.02)" if verdict == "inconclusive" else ""
+    return Row("02.4", "Projections track their exact kernels: error ~ K^(-1/2), proj-trNTK τ close to trNTK τ",
+               value, threshold, verdict, note=note, reasons=(f"SLOPE_NULL: {SLOPE_REASON}.",
+                                                               f"PROJ_TAU_GAP: {PROJ.reason}"))
+
+
+def claim_poisoning(poison: dict, cfg: Study02) -> Row:
+    """02.5 at the strongest attack whose best method is off the ceiling (cv recipe), SGD recipe reported."""
+    table, pairs, li = poison["table"], poison["pairs"], poison["judged"]
+    sweep = "; ".join(
+        f"level {int(lv)} ({g['fraction'].iloc[0]:.0%} poisoned, trigger {int(g['trigger'].iloc[0])} px at "
+        f"amplitude {g['amplitude'].iloc[0]:g}): P@k " + ", ".join(
+            f"{label(r['kernel'])} {r['precision_at_k_mean']:.2f}±{r['precision_at_k_std']:.2f}"
+            for _, r in g.iterrows())
+        for lv, g in table[table["recipe"] == "cv"].groupby("level"))
+    if li is None:
+        return Row("02.5", "NTK attributions find poisoned training data better than Em and CK",
+                   "cv recipe, mean over seeds: " + sweep, POISON, "untestable",
+                   note="no attack level leaves the best method off the ceiling with a successful attack")
+    p = pairs[(pairs["level"] == li)]
+    cv = p[p["recipe"] == "cv"]
+    if not len(cv):
+        verdict = "untestable"
+    elif ((cv["diff"] > 0) & (cv["p_value"] < ALPHA)).all():
+        verdict = "holds"
+    else:
+        verdict = "does not hold" if (cv["p_less"] < ALPHA).any() else "inconclusive"
+    t = stats.t.ppf(1 - ALPHA, max(len(cfg.poison_seeds) - 1, 1)) + stats.t.ppf(0.8, max(len(cfg.poison_seeds) - 1, 1))
+    mde = float((t * cv["sd"] / np.sqrt(len(cfg.poison_seeds))).max()) if len(cv) else np.nan
+    fmt = lambda g: ", ".join(f"{'AUC' if r['metric'] == 'auc' else 'P@k'} vs {label(r['baseline'])} "  # noqa: E731
+                              f"{r['diff']:+.3f} (p {r['p_value']:.3f})" for _, r in g.iterrows())
+    value = (f"sweep, cv recipe, mean ± sd over seeds: {sweep}. Judged at level {li}: trNTK − baseline per seed, cv: "
+             f"{fmt(cv)}; paper's recipe (reported): " + fmt(p[p["recipe"] != "cv"]))
+    note = f"minimum detectable difference at 80 % power across {len(cfg.poison_seeds)} seeds: {mde:.3f}"
+    return Row("02.5", "NTK attributions find poisoned training data better than Em and CK", value, POISON,
+               verdict, note=note if verdict == "inconclusive" else "")
+
+
+def claims(results: dict, cfg: Study02) -> list[Row]:
+    """Rows 02.1-02.8.
+
+    results: {"main": the 10-class setting, "tad": ``faith.tad_table``, "paired": ``faith.paired_tau_table``,
+    "slopes": ``faith.slope_fit``, "sgd": {"n_iter", "converged", "train_acc", "net_train_acc"} of the paper's
+    recipe on the 10-class setting, "poison": ``attribution.poisoning_runs``, optionally "lds": ``lds.lds_runs``}.
+    """
+    rows = [claim_tad(results["tad"], results.get("sgd", {}))]
+    rows += claim_tau(results["paired"], results["main"])
+    rows.append(claim_projection(results["paired"], results["slopes"], results["main"]))
+    rows.append(claim_poisoning(results["poison"], cfg))
+    if "lds" in results:
+        rows += lds_claims(results["lds"])
+    return rows
+
+
+def lds_claims(lds: dict) -> list[Row]:
+    """Rows 02.6-02.8 (beyond the paper), judged on the class-partialled LDS; raw LDS, floors and ceiling shown."""
+    p, t = lds["paired"].set_index(["a", "b"]), lds["table"].set_index("method")
+    ceil, best = lds["ceiling"], lds["best"]
+    ci = f"{CI_LEVEL:.0%} CI over subsets × test points"
+    ctx = (f"raw LDS trNTK {t.loc['trntk', 'lds']:.3f}, floors: same label {t.loc['label', 'lds']:.3f}, pixel × "
+           f"label {t.loc['pixel', 'lds']:.3f}; retraining ceiling √r = {ceil['ceiling']:.3f} (r = {ceil['r']:.3f} "
+           f"[{ceil['lo']:.3f}, {ceil['hi']:.3f}])")
+    part = lambda a, b: _ci(p.loc[(a, b)], "diff_partial", "lo_partial", "hi_partial")  # noqa: E731
+    raw = lambda a, b: _ci(p.loc[(a, b)])  # noqa: E731
+    rows = []
+    for cid, statement, pairs in (
+            ("02.6", "trNTK attributions predict retraining better than Em and CK", [("trntk", "em"), ("trntk", "ck")]),
+            ("02.7", "trNTK attributions predict retraining better than TRAK, each at its best setting",
+             [("trntk_best", "trak_best")])):
+        sel = p.loc[pairs]
+        verdict = three_way(sel["lo_partial"], sel["hi_partial"], LDS_MARGIN)
+        value = "; ".join(f"partialled LDS({label(a)}) − LDS({label(b)}) {part(a, b)} (raw {raw(a, b)})"
+                          for a, b in pairs) + f" [{ci}]; {ctx}"
+        if cid == "02.7":
+            value += (f"; best settings: trNTK M = {int(best.loc['trntk', 'M'])}, TRAK M = "
+                      f"{int(best.loc['trak', 'M'])}, K = {int(best.loc['trak', 'K'])}, ridge "
+                      f"{best.loc['trak', 'ridge']:g}; the study's three-model TRAK (K = 256, no ridge): raw "
+                      f"{raw('trntk', 'trak')}")
+        note = _mde(sel["lo_partial"], sel["hi_partial"]) if verdict == "inconclusive" else ""
+        rows.append(Row(cid, statement, value, LDS, verdict, kind="beyond the paper", note=note))
+    proj = [k for k in p.index if k[0].startswith("proj_trntk")][0]
+    sel = p.loc[[proj]]
+    verdict = equivalence(sel["lo_partial"], sel["hi_partial"], LDS_TRACK_GAP)
+    rows.append(Row("02.8", "proj-trNTK attributions track trNTK's",
+                    f"partialled LDS({label(proj[0])}) − LDS(trNTK) {part(*proj)} (raw {raw(*proj)}) [{ci}]",
+                    TRACK, verdict, kind="beyond the paper",
+                    note=_mde(sel["lo_partial"], sel["hi_partial"]) if verdict == "inconclusive" else ""))
+    return rows

@@ -27,21 +27,26 @@ class Study02:
     weight_decay: float = 5e-4
     seeds: tuple = (0, 1, 2)          # training seeds (the data split stays at seed 0)
     proj_dims: tuple = (32, 128, 512)  # K of proj-trNTK / proj-pNTK; kGLMs use the largest
-    n_proj_error: int = 200           # training points on which projection error vs K is measured
+    n_proj_error: int = 64            # training points on which projection error vs K is measured (first seed)
+    proj_error_dims: tuple = (16, 64, 256, 1024, 4096)  # the K grid of the projection-error slope (02.4)
+    proj_error_draws: int = 5         # projection matrices drawn per K (the slope's spread is calibrated on them)
     binary_dataset: str = "digits01"  # the paper's small binary setting (0 vs 1)
     binary_models: tuple = ("mlp", "cnn")
     mlp_width: int = 64
     binary_width: int = 8             # SmallCNN width on the binary set
     binary_epochs: int = 20
     binary_batch_size: int = 32
-    recipes: tuple = ("cv", "sgd_1e-4", "sgd_1e-2")  # kGLM recipes: C by cross-validation; the paper's SGD at α
+    recipes: tuple = ("cv", "sgd_1e-4")  # kGLM recipes: C by cross-validation (judged); the paper's SGD at α (beside)
+    sgd_draws: int = 5                # random_states of every paper-recipe (SGD) kGLM fit; its spread enters every CI
     kglm_cs: tuple = (0.1, 1.0, 10.0, 100.0)  # the C grid of the cross-validated kGLM (scikit-learn C)
     cv_folds: int = 3                 # stratified folds of that cross-validation (training split only)
     n_boot: int = 1000                # bootstrap resamples of test points for CIs of τ differences
     svm_c: float = 1.0                # C of the kernel SVM
-    poison_fraction: float = 0.05     # fraction of the training set poisoned (taken from non-target classes)
-    target_class: int = 0
-    trigger_size: int = 2             # side of the checkerboard patch, pixels (2 of 8; 4 for 32x32 images)
+    target_class: int = 0             # poisoned images (taken from other classes) are relabelled to this class
+    # attack strengths of the poisoning sweep (02.5), strongest first: (fraction poisoned, trigger side, trigger
+    # amplitude: 1 = the full checkerboard, a < 1 blends it into the image as (1 - a) x + a patch)
+    poison_levels: tuple = ((0.05, 2, 1.0), (0.02, 2, 0.5), (0.01, 2, 0.5), (0.01, 2, 0.25))
+    poison_kernels: tuple = ("trntk", "em", "ck")  # kernels ranked in the poisoning sweep
     n_attack: int = 60                # successful triggered test images ranked for attribution (at most)
     poison_seeds: tuple = (0, 1, 2, 3, 4)  # seeds of the poisoning runs (a paired t-test across them)
     poison_recipes: tuple = ("cv", "sgd_1e-2")  # kGLMs of the poisoning attribution (the paper's used α = 1e-2)
@@ -51,16 +56,24 @@ class Study02:
     lds_fraction: float = 0.5         # LDS: each subset's share of the training set
     lds_seed: int = 0                 # LDS: seed of the subsets (and of TRAK's projection)
     lds_jobs: int = 2                 # LDS: parallel training processes
-    trak_proj_dim: int = 256          # TRAK's projection dimension K (< N_train, so ΦᵀΦ is invertible)
+    lds_replicates: int = 2           # LDS: networks retrained per subset (new init each); >= 2 gives the noise ceiling
+    trak_proj_dim: int = 256          # TRAK's projection dimension K at its paper-study setting
+    trak_proj_dims: tuple = (128, 256, 1024)  # TRAK's K grid (with a ridge, K may exceed N_train)
+    trak_ridges: tuple = (0.0, 0.01, 0.1)  # TRAK's ridge λ, relative to the mean diagonal of ΦᵀΦ
+    trak_ensembles: tuple = (1, 3, 10)  # TRAK's ensemble sizes M (networks beyond ``seeds`` trained at seeds 100+)
 
 
 PROFILES: dict[str, dict] = {
     "smoke": dict(n_train=160, n_test=80, width=4, epochs=3, seeds=(0,), proj_dims=(16, 64),
-                  n_proj_error=80, binary_models=("mlp",), mlp_width=32, binary_epochs=5, n_attack=40,
+                  binary_models=("mlp",), mlp_width=32, binary_epochs=5, n_attack=40,
                   topk=5, n_explain=2, recipes=("cv", "sgd_1e-4"), kglm_cs=(1.0,), n_boot=100,
-                  poison_seeds=(0, 1), lds_subsets=6, lds_jobs=1, trak_proj_dim=64),
+                  poison_seeds=(0, 1), lds_subsets=6, lds_jobs=1, trak_proj_dim=64, sgd_draws=2,
+                  n_proj_error=24, proj_error_dims=(16, 64, 256), proj_error_draws=2,
+                  poison_levels=((0.05, 2, 1.0), (0.02, 2, 0.5)), trak_proj_dims=(64,), trak_ridges=(0.0, 0.1),
+                  trak_ensembles=(1, 2)),
     "default": {},
     "paper": dict(dataset="cifar10", model="resnet18", n_train=0, n_test=0, width=64, epochs=200, lr=0.1,
                   proj_dims=(2560, 5120, 10240), n_proj_error=2000, n_attack=1000, binary_epochs=50,
-                  trigger_size=4),
+                  poison_levels=((0.05, 4, 1.0), (0.01, 4, 0.5), (0.005, 3, 0.3)),
+                  trak_proj_dims=(2048, 4096), trak_ensembles=(1, 3, 10, 20)),
 }
