@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+
 from nnlens import paths  # noqa: E402
 from nnlens.report import figcheck, use_style  # noqa: E402
 
