@@ -90,8 +90,8 @@ def test_failure_leaves_previous_reports_intact(tmp_path, final):
     old = os.umask(0o022)
     try:
         times = {}
-        executed = runner.run(_notebook(tmp_path / "00_demo.ipynb", MANIFEST), profile="smoke", jupyter_kernel="python3",
-                              threads=1, timings=times)
+        executed = runner.run(_notebook(tmp_path / "00_demo.ipynb", MANIFEST), profile="smoke",
+                              jupyter_kernel="python3", threads=1, timings=times)
     finally:
         os.umask(old)
     assert not (final / ".failed").exists()
@@ -281,7 +281,8 @@ def _main(root, argv, notebooks=None, **popen):
 @pytest.mark.parametrize("argv, message", [
     (["reproduce", "--threads", "abc", "--site"],
      "error: argument --threads: threads must be a positive integer, got 'abc'"),
-    (["reproduce", "--profile", "nope", "--site"], "error: unknown profile 'nope'; valid profiles: smoke, default, paper"),
+    (["reproduce", "--profile", "nope", "--site"],
+     "error: unknown profile 'nope'; valid profiles: smoke, default, paper"),
     (["reproduce", "--study", "9", "--site"], "error: unknown study 09; valid studies: 01, 02, 03, 04, 05"),
     (["run", "x.ipynb", "--threads", "0"], "error: argument --threads: threads must be a positive integer, got '0'"),
 ])

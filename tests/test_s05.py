@@ -1,10 +1,12 @@
 """Study 05's claims on hand-built benchmark tables: every row can hold and can fail."""
+import importlib
 import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from nnlens.report import Threshold
 from nnlens.studies import profiles
 from nnlens.studies import s05_ntk as s05
 
@@ -76,6 +78,52 @@ def test_every_claim_fails_on_a_bad_table():
     rows = s05.claims({"bench": bench(False), "limits": limits(False)}, CFG)
     assert [r.id for r in rows] == IDS
     assert not any(r.holds for r in rows), [r for r in rows if r.holds]
+
+
+# one number per row, moved just past its threshold (strict cuts at the value itself): only that row fails
+SUMMARY_MISSES = {
+    "05.1": ("mlp_pntk_rel_err", 1.1e-5), "05.2": ("agreement_max_rel_err", 1.1e-5),
+    "05.3": ("mlp_pntk_speedup", 9.9), "05.4": ("mlp_trntk_speedup", 9.9), "05.5": ("cnn_trntk_speedup", 2.9),
+    "05.6": ("mlp_trntk_over_unavoidable", 2.1), "05.7": ("extrap_over_measured", 1.3),
+    "05.8": ("big_n_extra_gb", 4.0), "05.9": ("bench_wall_s", 600.0), "05.10": ("proj_slope_pntk", -0.34),
+    "05.16": ("proj_cost", {"pntk": 1.2, "trntk": 1.51}), "05.17": ("trak_over_projected", 0.99),
+}
+LIMIT_MISSES = {"05.11": ("layerwise_sum", 1.1e-10), "05.12": ("multi_output_entk", 1.1e-8),
+                "05.13": ("biases_trntk", 1.1e-8), "05.14": ("cnn_entk", 1.1e-8)}
+TIMED = {"05.3", "05.4", "05.5", "05.6", "05.7", "05.9", "05.16", "05.17"}
+
+
+def _verdicts(rows) -> dict:
+    return {r.id: r.verdict for r in rows}
+
+
+@pytest.mark.parametrize("cid", IDS)
+def test_each_row_fails_alone_when_its_number_misses(cid, monkeypatch):
+    claims_module = importlib.import_module("nnlens.studies.s05_ntk.claims")
+    df, lim = bench(True), limits(True)
+    if cid in SUMMARY_MISSES:
+        key, value = SUMMARY_MISSES[cid]
+        s = {**s05.summary(df), key: value}
+        monkeypatch.setattr(claims_module, "summary", lambda _df: s)
+    elif cid in LIMIT_MISSES:
+        key, value = LIMIT_MISSES[cid]
+        lim = {**lim, key: value}
+    else:                                                               # 05.15: layer-wise peak above the full one
+        df = df.assign(peak_mb_run=np.where(df.method == "jac_layer", 310.0, df.peak_mb_run))
+    verdicts = _verdicts(s05.claims({"bench": df, "limits": lim}, CFG))
+    assert verdicts.pop(cid) == "does not hold"
+    assert set(verdicts.values()) == {"holds"}
+
+
+def test_every_threshold_is_data_with_a_reason():
+    rows = s05.claims({"bench": bench(True), "limits": limits(True)}, CFG)
+    for r in rows:
+        assert isinstance(r.threshold, Threshold) and r.threshold.reason and r.kind == "engineering target"
+        assert ("machine's load" in r.threshold.reason) == (r.id in TIMED), r.id
+    row = {r.id: r for r in rows}
+    assert row["05.3"].value == "900x" and row["05.3"].threshold.text() == "baseline time / structured time ≥ 10x"
+    assert row["05.8"].value == "0.37 GB" and row["05.8"].threshold.text() == "extra peak memory < 4 GB"
+    assert row["05.1"].value == "6e-07 (relative Frobenius error)"
 
 
 def test_rows_without_data_are_left_out():

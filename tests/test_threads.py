@@ -26,8 +26,8 @@ cfg = train.TrainConfig(optimizer="sgdm", lr=0.05, epochs=2, batch_size=32, seed
 r = train.fit(spec, ds, cfg, cache=False, progress=False)
 w = hashlib.sha256(b"".join(v.numpy().tobytes() for v in r.model.state_dict().values())).hexdigest()
 x = hashlib.sha256(ds.x_train.numpy().tobytes() + ds.x_test.numpy().tobytes()).hexdigest()
-print(json.dumps({"threads": torch.get_num_threads(), "data": x, "history": r.history.drop(columns="seconds").to_dict("list"),
-                  "weights": w}))
+print(json.dumps({"threads": torch.get_num_threads(), "data": x,
+                  "history": r.history.drop(columns="seconds").to_dict("list"), "weights": w}))
 """
 
 

@@ -42,7 +42,8 @@ def _points(ax) -> np.ndarray:
     for line in ax.lines:
         if line.get_visible() and line.get_transform() == ax.transData and len(line.get_xydata()):
             v = ax.transData.transform(line.get_xydata())
-            if line.get_linestyle() not in ("None", "", " ") and 1 < len(v) < 2000:   # the segments, not only the vertices
+            # the segments, not only the vertices
+            if line.get_linestyle() not in ("None", "", " ") and 1 < len(v) < 2000:
                 t = np.linspace(0, 1, 12)[:-1, None, None]
                 v = np.concatenate([(v[:-1] + t * (v[1:] - v[:-1])).reshape(-1, 2), v[-1:]])
             pts.append(v[np.isfinite(v).all(axis=1)])
@@ -70,7 +71,8 @@ def _bars(ax) -> list:
 
 def _legend_over_data(fig) -> list[str]:
     out = []
-    legends = [(ax.get_legend(), ax) for ax in fig.axes if ax.get_legend() is not None] + [(lg, None) for lg in fig.legends]
+    legends = ([(ax.get_legend(), ax) for ax in fig.axes if ax.get_legend() is not None]
+               + [(lg, None) for lg in fig.legends])
     for legend, owner in legends:
         if not legend.get_visible():
             continue

@@ -143,7 +143,8 @@ def parse_overrides(text: str) -> dict[str, dict]:
         return {str(k).zfill(2): {f: tuple(v) if isinstance(v, list) else v for f, v in dict(fs).items()}
                 for k, fs in doc.items()}
     except (ValueError, TypeError, AttributeError) as e:
-        raise ProfileError(f"{OVERRIDES_ENV} must be JSON like {{\"02\": {{\"lds_seed\": 1}}}}, got {text!r} ({e})")
+        raise ProfileError(f"{OVERRIDES_ENV} must be JSON like {{\"02\": {{\"lds_seed\": 1}}}}, "
+                           f"got {text!r} ({e})") from e
 
 
 def load(study: str, profile: str = "default", **overrides_):

@@ -118,7 +118,8 @@ def _caption_source(nb, i: int) -> str:
 
 def _markdown(src: str) -> str:
     """A Markdown cell's text as the site shows it: no tracker references, arXiv ids linked, maths rendered."""
-    src = re.sub(r"\s*\(issues? \d+(, \d+)*\)|[,;] issues? \d+(, \d+)*(?=\))", "", src)   # our tracker, not the reader's
+    # our tracker, not the reader's
+    src = re.sub(r"\s*\(issues? \d+(, \d+)*\)|[,;] issues? \d+(, \d+)*(?=\))", "", src)
     src = re.sub(r"(?<!\[)arXiv[:\s](\d{4}\.\d{4,5})", r"[arXiv \1](https://arxiv.org/abs/\1)", src)
     return _math(src)
 
@@ -166,7 +167,8 @@ def prepare(nb, stem: str) -> tuple[object, list[tuple[str, str]]]:
             cells.append(cell)
             tables = _TABLE.findall(cell.source)
             if tables:
-                data = nbformat.v4.new_markdown_cell("Data: " + ", ".join(f"[{t}.csv](../tables/{t}.csv)" for t in tables))
+                csvs = ", ".join(f"[{t}.csv](../tables/{t}.csv)" for t in tables)
+                data = nbformat.v4.new_markdown_cell("Data: " + csvs)
                 data["id"] = f"data-{i}"                   # not a random id: the page stays byte-stable
                 cells.append(data)
             continue
@@ -179,7 +181,8 @@ def prepare(nb, stem: str) -> tuple[object, list[tuple[str, str]]]:
 def _nav(pages: list[tuple[str, str]], here: str) -> str:
     links = [("index.html", "Summary"), ("claims.html", "Claims ledger")] + [(f"{s}.html", t) for s, t in pages]
     return '<nav class="nnlens">' + "".join(
-        f'<a href="{h}"' + (' class="here"' if h == here else "") + f">{html.escape(t)}</a>" for h, t in links) + "</nav>"
+        f'<a href="{h}"' + (' class="here"' if h == here else "") + f">{html.escape(t)}</a>"
+        for h, t in links) + "</nav>"
 
 
 def _pager(pages: list[tuple[str, str]], i: int) -> str:
