@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from nnlens import data, datamodels, report, surrogates
 from nnlens.studies import profiles
 from nnlens.studies import s02_entk as study

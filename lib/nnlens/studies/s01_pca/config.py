@@ -13,19 +13,19 @@ from dataclasses import dataclass
 class Study01:
     """PCA surrogates and neural collapse (arXiv 2309.15328)."""
 
-    dataset: str = "clutter_mnist"    # any name data.load knows: "clutter_mnist" (MNIST digits at random places on a
-                                      # 40x40 canvas with clutter cut from other digits; raw-pixel kNN 0.31 against the
-                                      # network's 0.79 at 1000 images), "clutter" (the 32x32 digits-derived set the smoke
-                                      # profile uses: no download), "cifar10"
-    n_train: int = 1000               # training images (0 = all); 1000 (test acc ~0.72, raw kNN 0.43) rather than
-                                      # 2000 (~0.88, 0.50) so that 3 seeds fit the 2-core budget
+    dataset: str = "clutter_mnist"    # any name data.load knows: "clutter_mnist" (MNIST digits at random places
+                                      # on a 40x40 canvas with clutter cut from other digits; raw-pixel kNN 0.31
+                                      # against the network's 0.79 at 1000 images), "clutter" (the 32x32
+                                      # digits-derived set the smoke profile uses: no download), "cifar10"
+    n_train: int = 1000               # training images (0 = all); 1000 rather than 2000 (0.91, raw kNN 0.40) so
+                                      # that 3 seeds fit the 2-core budget
     n_test: int = 1000                # test images (0 = all)
     width: int = 8                    # ResNet-18 base width (64 = the paper's); 8 fits the 2-core budget
     epochs: int = 15                  # (near) zero training error: train acc 0.998 on clutter_mnist at lr 0.05
     batch_size: int = 128
-    lr: float = 0.05                  # with a one-epoch linear warm-up then cosine decay (schedule): on clutter_mnist,
-                                      # seed 0, test acc 0.793 at 0.05 against 0.601 at 0.02 and 0.467 at 0.01 (all three
-                                      # show eval-mode loss bumps in epochs 2-9, BatchNorm's running statistics catching up)
+    lr: float = 0.05                  # with a one-epoch linear warm-up, then cosine decay (schedule): on
+                                      # clutter_mnist, seed 0, test acc 0.793 at 0.05 against 0.601 at 0.02 and
+                                      # 0.467 at 0.01 (all three show loss bumps in epochs 2-9)
     schedule: str = "warmup_cosine"   # train.SCHEDULES
     optimizer: str = "sgdm"
     weight_decay: float = 5e-4
@@ -43,7 +43,8 @@ class Study01:
 
 
 PROFILES: dict[str, dict] = {
-    "smoke": dict(dataset="clutter", n_train=300, n_test=150, width=4, epochs=3, lr=0.05, k_max=16, seeds=(0, 1), svm_cs=(0.1, 1.0)),
+    "smoke": dict(dataset="clutter", n_train=300, n_test=150, width=4, epochs=3, lr=0.05, k_max=16,
+                  seeds=(0, 1), svm_cs=(0.1, 1.0)),
     "default": {},
     # paper: CIFAR-10, full-width ResNet-18, unpooled maps, on 10000 training images (not 50000): every
     # tap's unpooled activations are held at once, ~330k floats per image at width 64, ~13 GB for 10000.
