@@ -33,8 +33,8 @@ def jacobian(model, x):
     rows = []
     for xi in x:
         out = model(xi.unsqueeze(0))[0]
-        rows.append(torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(out[c], params, retain_graph=True)])
-                                 for c in range(len(out))]))
+        grads = [torch.autograd.grad(out[c], params, retain_graph=True) for c in range(len(out))]
+        rows.append(torch.stack([torch.cat([g.flatten() for g in gc]) for gc in grads]))   # (C, P)
     return torch.stack(rows)
 
 

@@ -48,8 +48,7 @@ import torch
 import torch.nn as nn
 
 from .. import sweeps
-from .engine import KINDS, MEMORY_BUDGET, Kind, NTKError, _bar, _check, block_factors, cosine_scale, prepared, \
-    self_kernel
+from .engine import MEMORY_BUDGET, Kind, NTKError, _bar, _check, block_factors, cosine_scale, prepared, self_kernel
 from .factors import Features, Flat, Gram, pair
 from .projection import project
 
