@@ -21,7 +21,7 @@ SCRATCH   := .scratch
 # this checkout's library wins over whatever checkout the venv's editable install points at
 export PYTHONPATH := $(CURDIR)/lib
 
-.PHONY: help setup reproduce site test test-unit test-notebooks bench lab normalize lock clean distclean
+.PHONY: help setup reproduce site test test-unit test-notebooks bench scale lab normalize lock clean distclean
 
 help: ## list every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -65,6 +65,9 @@ test-notebooks: $(STAMP) ## nbval: run every notebook in notebooks/ at the smoke
 
 bench: $(STAMP) ## run the benchmarks (reports/bench/*.csv and figures)
 	@for b in benchmarks/*.py; do echo "== $$b"; NNLENS_REPORTS="$(CURDIR)/reports" $(PY) $$b || exit 1; done
+
+scale: $(STAMP) ## the 70,000-point MNIST trNTK out of core, its kGLM, projections, CNN peak (reports/bench/scale*.csv)
+	NNLENS_REPORTS="$(CURDIR)/reports" $(PY) benchmarks/scale.py
 
 site: $(STAMP) ## render the executed notebooks and the claims ledger as HTML into reports/site/ (reports/PROFILE/site/)
 	$(PY) -m nnlens.site --reports "$(REPORTS)"

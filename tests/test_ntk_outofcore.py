@@ -180,3 +180,5 @@ def test_keep_factors_and_a_complete_store_is_not_recomputed(tmp_path, monkeypat
     monkeypatch.setattr(outofcore, "_factor_task", None)
     again = ntk.kernel_to_disk(model, x1, x2, dtype=F64, block=8, out=tmp_path / "k", keep_factors=True)
     assert np.array_equal(again[:], k[:])
+    ntk.drop_factors(tmp_path / "k")
+    assert not (tmp_path / "k" / "factors").exists() and np.array_equal(ntk.open_kernel(tmp_path / "k")[:], k[:])

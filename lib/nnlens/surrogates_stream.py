@@ -25,6 +25,7 @@ faithfulness`` on the returned logits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from sklearn.linear_model import SGDClassifier
@@ -76,8 +77,11 @@ class StreamedSGDKGLM(_LinearKernelModel):
     seed: int = 0
     n_jobs: int = 1
 
-    def fit(self, K, y, rows=None, cols=None) -> "StreamedSGDKGLM":
-        """K: the kernel (rows ``rows``, columns ``cols`` are the train x train block); y: (N_train,) labels."""
+    def fit(self, K, y, rows=None, cols=None,
+            on_epoch: Callable[[int, StreamedSGDKGLM], None] | None = None) -> StreamedSGDKGLM:
+        """K: the kernel (rows ``rows``, columns ``cols`` are the train x train block); y: (N_train,) labels.
+
+        ``on_epoch(epoch, self)``: called after every epoch (1, 2, ...) with ``W``, ``b`` of that epoch."""
         y = to_numpy(y, np.int64)
         r, c = _window(K, rows, cols)
         n_cols = len(range(K.shape[1])[c])
@@ -90,12 +94,14 @@ class StreamedSGDKGLM(_LinearKernelModel):
         rng = np.random.default_rng(self.seed)
         n_batches = -(-len(r) // self.batch_rows)
         with threadpool_limits(1):
-            for _ in range(self.epochs):
+            for epoch in range(1, self.epochs + 1):
                 order = rng.permutation(n_batches) if self.shuffle else None
                 for s, block in row_batches(K, rows, cols, self.batch_rows, order):
                     model.partial_fit(block / self.scale if self.scale != 1 else block, y[s:s + len(block)],
                                       classes=classes)
-        self._store(model)
+                self._store(model)
+                if on_epoch is not None:
+                    on_epoch(epoch, self)
         return self
 
     def logits(self, K_test, rows=None, cols=None) -> np.ndarray:

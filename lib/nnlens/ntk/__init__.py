@@ -9,8 +9,8 @@
 Study 05's benchmark of this engine lives in ``benchmarks/ntk.py``, not here.
 """
 from .engine import KINDS, MEMORY_BUDGET, METHODS, Kind, NTKError, kernel
-from .outofcore import kernel_to_disk, open_kernel
+from .outofcore import drop_factors, kernel_to_disk, open_kernel
 from .projection import PROJECTIONS
 
-__all__ = ["kernel", "kernel_to_disk", "open_kernel", "NTKError", "Kind", "KINDS", "METHODS", "PROJECTIONS",
+__all__ = ["kernel", "kernel_to_disk", "open_kernel", "drop_factors", "NTKError", "Kind", "KINDS", "METHODS", "PROJECTIONS",
            "MEMORY_BUDGET"]

@@ -319,9 +319,15 @@ def kernel_to_disk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None =
             client.close()
     kernel = open_kernel(path)
     if not keep_factors:
-        for name in ("factors", "done_f1", "done_f2"):
-            shutil.rmtree(path / name, ignore_errors=True)
+        drop_factors(path)
     return kernel
+
+
+def drop_factors(out: str | os.PathLike) -> None:
+    """Delete the per-input factors of a complete kernel store (what ``keep_factors=False`` does at the end)."""
+    open_kernel(out)                                           # refuses an incomplete store: it still needs them
+    for name in ("factors", "done_f1", "done_f2"):
+        shutil.rmtree(Path(out) / name, ignore_errors=True)
 
 
 def open_kernel(out: str | os.PathLike):
