@@ -61,7 +61,10 @@ def test_streams_a_kernel_store(tmp_path):
     store = ntk.kernel_to_disk(model, x, kind="trntk", normalize=True, dtype=torch.float64, block=8,
                                out=tmp_path / "k")
     K = store[:]
-    a = StreamedSGDKGLM(epochs=2, batch_rows=8).fit(store, y, rows=slice(0, 30), cols=slice(0, 30))
+    seen = []
+    a = StreamedSGDKGLM(epochs=2, batch_rows=8).fit(store, y, rows=slice(0, 30), cols=slice(0, 30),
+                                                    on_epoch=lambda e, m: seen.append((e, m.W.copy())))
+    assert [e for e, _ in seen] == [1, 2] and np.array_equal(seen[-1][1], a.W)
     b = StreamedSGDKGLM(epochs=2, batch_rows=8).fit(K[:30, :30], y)
     assert np.array_equal(a.W, b.W)
     assert np.array_equal(a.logits(store, rows=slice(30, None), cols=slice(0, 30)), b.logits(K[30:, :30]))
