@@ -21,7 +21,7 @@ SCRATCH   := .scratch
 # this checkout's library wins over whatever checkout the venv's editable install points at
 export PYTHONPATH := $(CURDIR)/lib
 
-.PHONY: help setup data reproduce stability site lint test test-unit test-notebooks bench lab normalize lock clean distclean
+.PHONY: help setup data reproduce stability site lint test test-unit test-notebooks bench scale lab normalize lock clean distclean
 
 help: ## list every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -79,6 +79,9 @@ test-notebooks: $(STAMP) ## nbval: run every notebook in notebooks/ at the smoke
 bench: $(STAMP) ## run the benchmarks at PROFILE into its reports' bench/ (notebook 05 reads bench/ntk.csv)
 	@for b in benchmarks/ntk.py benchmarks/sweeps.py; do echo "== $$b"; \
 	  $(PY) $$b --profile "$(PROFILE)" --out "$(REPORTS)/bench" || exit 1; done
+
+scale: $(STAMP) ## the 70,000-point MNIST trNTK out of core, its kGLM, projections, CNN peak (reports/bench/scale*.csv)
+	NNLENS_REPORTS="$(CURDIR)/reports" $(PY) benchmarks/scale.py
 
 site: $(STAMP) ## render the executed notebooks and the claims ledger as HTML into reports/site/ (reports/PROFILE/site/)
 	@$(PY) -m nnlens.workbook.site --profile "$(PROFILE)"

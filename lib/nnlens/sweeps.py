@@ -82,10 +82,17 @@ def _load(path: Path) -> dict | None:
         return None  # a missing or unreadable file is a job still to run
 
 
+def scheduler_address(address: str | None = None) -> str | None:
+    """The Dask scheduler to use: ``address`` when given, else ``$NNLENS_DASK_SCHEDULER``, else None (local).
+
+    The one place that reads the switch; ``ntk.kernel_to_disk`` uses it too."""
+    return address or os.environ.get(SCHEDULER_ENV) or None
+
+
 def _resolve_backend(backend: str, address: str | None) -> tuple[str, str | None]:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
-    address = address or os.environ.get(SCHEDULER_ENV) or None
+    address = scheduler_address(address)
     if backend == "auto":
         backend = "dask" if address else "joblib"
     if backend == "dask" and not address:

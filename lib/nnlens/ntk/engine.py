@@ -20,7 +20,9 @@ eval mode; theta every trainable parameter, P of them, in the model's own parame
 - ``proj_dim=K`` replaces every g by R^T g / sqrt(K), one seeded Rademacher matrix
   R in {+-1}^{P x K} (the same R for every class, drawn once per call; ``projection.py``
   defines it exactly), so the projected kernel is an unbiased estimate of the exact one with
-  relative error ~ K^-1/2 (proj-pNTK / proj-trNTK of arXiv 2305.14585).
+  relative error ~ K^-1/2 (proj-pNTK / proj-trNTK of arXiv 2305.14585). ``projection="kron"``
+  (LoGra's per-layer R_out x R_in) and ``"khatri_rao"`` (columns that are Kronecker products)
+  never form per-example gradients; ``projection.py`` defines them and their errors.
 
 A kind is one small spec (``Kind``): whether the logits are summed before differentiating
 (one backward pass, C' = 1) and whether class pairs are kept ((C, C) per entry) or only their
@@ -41,7 +43,8 @@ single-output MLPs; this one has none of those limits):
 Kernels are computed in row and column blocks of ``batch_size`` inputs; the per-example
 factors of column blocks are kept between row blocks while they fit in ``memory_budget``
 bytes, and recomputed beyond it. A call uses torch's current intra-op thread count, or
-``threads`` for its duration.
+``threads`` for its duration. Kernels larger than memory: ``outofcore.kernel_to_disk``, which
+reuses ``prepared``, ``block_factors``, ``self_kernel`` and ``cosine_scale`` block by block.
 """
 from __future__ import annotations
 
@@ -49,13 +52,14 @@ import contextlib
 import copy
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn as nn
 
 from .. import utils
 from .factors import Features, Flat, Gram, choose, diag, nbytes, pair
-from .projection import project
+from .projection import PROJECTIONS, project
 
 
 class NTKError(ValueError):
@@ -79,7 +83,8 @@ METHODS = ("auto", "autodiff", "structured")
 MEMORY_BUDGET = 1 << 30     # default bytes of cached column-block factors
 
 
-def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, normalize, budget, progress):
+def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, normalize, budget, progress,
+            projection="dense"):
     """Fill K block by block; column factors are cached while they fit in ``budget`` bytes."""
     sym = x2 is None
     x2 = x1 if sym else x2
@@ -88,18 +93,13 @@ def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, n
     bar = _bar(progress, (nb1 if sym else nb1 + nb2) if proj_dim else nb1, kind)
 
     if proj_dim:                                         # R drawn once for all inputs (projection.py)
-        z = project(feat, [x1] if sym else [x1, x2], proj_dim, seed, bs, budget, bar)   # [(N, C', K)]
+        z = project(feat, [x1] if sym else [x1, x2], proj_dim, seed, bs, budget, bar, projection)  # [(N, C', K)]
 
         def prep(xs, i):
             return [Flat("projection", z[xs][i * bs:(i + 1) * bs])]
     else:
         def prep(xs, i):
-            fs = feat((x1, x2)[xs][i * bs:(i + 1) * bs])
-            return [choose(f, kind) if isinstance(f, Gram) else f for f in fs]
-
-    def self_kernel(fs):
-        d = sum(diag(f) for f in fs)                                    # (B, C')
-        return d if kind.class_pairs else d.sum(1)                      # (B, C) or (B,)
+            return block_factors(feat, (x1, x2)[xs][i * bs:(i + 1) * bs])
 
     cache, used = {}, [0]
     d2 = [None] * nb2
@@ -109,7 +109,7 @@ def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, n
             return cache[j]
         fs = prep(-1, j)
         if d2[j] is None:
-            d2[j] = self_kernel(fs)
+            d2[j] = self_kernel(fs, kind)
         size = nbytes(fs)
         if used[0] + size <= budget:
             cache[j] = fs
@@ -121,7 +121,7 @@ def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, n
     d1 = []
     for i in range(nb1):
         f1 = col(i) if sym else prep(0, i)
-        d1.append(d2[i] if sym else self_kernel(f1))
+        d1.append(d2[i] if sym else self_kernel(f1, kind))
         for j in range(i if sym else 0, nb2):
             f2 = f1 if (sym and j == i) else col(j)
             for a, b in zip(f1, f2):
@@ -138,14 +138,32 @@ def _stream(feat: Features, x1, x2, kind: Kind, layerwise, proj_dim, seed, bs, n
     if bar is not None:
         bar.close()
     if normalize:
-        r1, r2 = torch.cat(d1).clamp_min(0).sqrt(), torch.cat(d2).clamp_min(0).sqrt()
-        if kind.class_pairs:
-            scale = r1[:, None, :, None] * r2[None, :, None, :]         # (N1, N2, C, C)
-        else:
-            scale = r1[:, None] * r2[None, :]                           # (N1, N2)
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        scale = cosine_scale(torch.cat(d1), torch.cat(d2), kind)
         out = {k: v / scale for k, v in out.items()}
     return out if layerwise else out[""]
+
+
+def block_factors(feat: Features, x: torch.Tensor) -> list:
+    """The per-layer factors of one block of inputs, each in the cheaper of its two forms (``factors.choose``)."""
+    return [choose(f, feat.kind) if isinstance(f, Gram) else f for f in feat(x)]
+
+
+def self_kernel(fs: list, kind: Kind) -> torch.Tensor:
+    """K(x, x) of every input of one block of factors: (B, C) with class pairs (the (c, c) entries), else (B,)."""
+    d = sum(diag(f) for f in fs)                                        # (B, C')
+    return d if kind.class_pairs else d.sum(1)
+
+
+def cosine_scale(d1: torch.Tensor, d2: torch.Tensor, kind: Kind) -> torch.Tensor:
+    """sqrt(K(x, x) K(x', x')) between self-kernels d1 (N1[, C]) and d2 (N2[, C]); 1 where it is 0.
+
+    (N1, N2), or (N1, N2, C, C) with class pairs: the divisor of ``normalize=True``."""
+    r1, r2 = d1.clamp_min(0).sqrt(), d2.clamp_min(0).sqrt()
+    if kind.class_pairs:
+        scale = r1[:, None, :, None] * r2[None, :, None, :]             # (N1, N2, C, C)
+    else:
+        scale = r1[:, None] * r2[None, :]                               # (N1, N2)
+    return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
 def _bar(progress, total: int, kind: Kind):
@@ -158,7 +176,8 @@ def _bar(progress, total: int, kind: Kind):
     return tqdm(total=total, desc=f"ntk {kind.name}", unit="block", leave=False, delay=0 if progress else 2)
 
 
-def _check(model, x1, x2, kind, method, proj_dim, seed, layerwise, batch_size, memory_budget, threads) -> Kind:
+def _check(model, x1, x2, kind, method, proj_dim, seed, layerwise, batch_size, memory_budget, threads,
+           projection="dense") -> Kind:
     if isinstance(kind, Kind):
         spec = kind
     elif kind in KINDS:
@@ -185,6 +204,10 @@ def _check(model, x1, x2, kind, method, proj_dim, seed, layerwise, batch_size, m
         raise NTKError("layerwise=True with proj_dim is not supported: one projection of all gradients "
                        "has cross-layer terms, so per-layer parts would not sum to the total; "
                        "use layerwise with the exact kernel (proj_dim=None)")
+    if projection not in PROJECTIONS:
+        raise NTKError(f"unknown projection {projection!r}; valid projections: {', '.join(PROJECTIONS)}")
+    if projection != "dense" and proj_dim is None:
+        raise NTKError(f"projection={projection!r} needs proj_dim (the projected dimension K)")
     if proj_dim is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise NTKError(f"seed must be an int >= 0 (it seeds the projection), got {seed!r}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -196,24 +219,15 @@ def _check(model, x1, x2, kind, method, proj_dim, seed, layerwise, batch_size, m
     return spec
 
 
-def kernel(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = None, *, kind: str | Kind = "trntk",
-           normalize: bool = False, proj_dim: int | None = None, seed: int = 0, layerwise: bool = False,
-           method: str = "auto", batch_size: int = 256, device=None, dtype=None,
-           memory_budget: int = MEMORY_BUDGET, threads: int | None = None, progress: bool | None = None):
-    """The empirical NTK of ``model`` between ``x1`` (N1, ...) and ``x2`` (N2, ...) (None: x1).
+@contextlib.contextmanager
+def prepared(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None, spec: Kind, method: str, device=None,
+             dtype=None, threads: int | None = None) -> Iterator[tuple[Features, torch.Tensor, torch.Tensor | None]]:
+    """The model and inputs ready for the kernel: yields (features, x1, x2) on ``device`` in ``dtype``.
 
-    ``kind``: a name in ``KINDS`` or a ``Kind``. Returns (N1, N2) for ``"pntk"``/``"trntk"``,
-    (N1, N2, C, C) for ``"entk"``; with ``layerwise=True`` a dict {module name: component of
-    that shape} whose values sum to the total (normalized components share the total's
-    normalization). ``proj_dim``/``seed``: the seeded random projection (module docstring).
-    The result lives on ``device`` (None: CUDA when available, else CPU) in ``dtype`` (None:
-    the model's; a different dtype computes on a cast copy of the model and the inputs).
-    ``memory_budget``: bytes of per-example factors kept at once (cached column blocks; the
-    inputs projected in one pass over R). ``threads``: torch's intra-op thread count for this
-    call (restored afterwards; None: the caller's, ``torch.get_num_threads()``). ``progress``: a
-    tqdm.auto bar over kernel blocks (None: when NNLENS_PROGRESS allows, after 2 s).
+    The model is cast (a copy when its device or dtype differ) and in eval mode for the block (its
+    training flag restored after), torch runs ``threads`` intra-op threads (restored after), the
+    model's output is checked to be (N, C) logits and ``Features`` is built with ``n_out`` = C.
     """
-    spec = _check(model, x1, x2, kind, method, proj_dim, seed, layerwise, batch_size, memory_budget, threads)
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     p0 = next(p for p in model.parameters() if p.requires_grad)
     dtype = dtype or p0.dtype
@@ -235,4 +249,30 @@ def kernel(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = None, *
                            "(wrap a single-output model so it returns (N, 1))")
         feat = Features(model, spec, structured=method != "autodiff")   # auto: structured where it applies
         feat.n_out = y.shape[1]
-        return _stream(feat, x1, x2, spec, layerwise, proj_dim, seed, batch_size, normalize, memory_budget, progress)
+        yield feat, x1, x2
+
+
+def kernel(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = None, *, kind: str | Kind = "trntk",
+           normalize: bool = False, proj_dim: int | None = None, seed: int = 0, projection: str = "dense",
+           layerwise: bool = False, method: str = "auto", batch_size: int = 256, device=None, dtype=None,
+           memory_budget: int = MEMORY_BUDGET, threads: int | None = None, progress: bool | None = None):
+    """The empirical NTK of ``model`` between ``x1`` (N1, ...) and ``x2`` (N2, ...) (None: x1).
+
+    ``kind``: a name in ``KINDS`` or a ``Kind``. Returns (N1, N2) for ``"pntk"``/``"trntk"``,
+    (N1, N2, C, C) for ``"entk"``; with ``layerwise=True`` a dict {module name: component of
+    that shape} whose values sum to the total (normalized components share the total's
+    normalization). ``proj_dim``/``seed``: the seeded random projection (module docstring);
+    ``projection``: ``"dense"`` (one Rademacher R, the paper's) or ``"kron"`` (per layer
+    R_out x R_in, ``projection.py``). The result lives on ``device`` (None: CUDA when
+    available, else CPU) in ``dtype`` (None: the model's; a different dtype computes on a cast
+    copy of the model and the inputs). ``memory_budget``: bytes of per-example factors kept at
+    once (cached column blocks; the inputs projected in one pass over R). ``threads``: torch's
+    intra-op thread count for this call (restored afterwards; None: the caller's,
+    ``torch.get_num_threads()``). ``progress``: a tqdm.auto bar over kernel blocks (None: when
+    NNLENS_PROGRESS allows, after 2 s). For kernels larger than memory see ``kernel_to_disk``.
+    """
+    spec = _check(model, x1, x2, kind, method, proj_dim, seed, layerwise, batch_size, memory_budget, threads,
+                  projection)
+    with prepared(model, x1, x2, spec, method, device, dtype, threads) as (feat, x1, x2):
+        return _stream(feat, x1, x2, spec, layerwise, proj_dim, seed, batch_size, normalize, memory_budget,
+                       progress, projection)
