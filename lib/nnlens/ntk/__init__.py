@@ -12,5 +12,5 @@ from .engine import KINDS, MEMORY_BUDGET, METHODS, Kind, NTKError, kernel
 from .outofcore import drop_factors, kernel_to_disk, open_kernel
 from .projection import PROJECTIONS
 
-__all__ = ["kernel", "kernel_to_disk", "open_kernel", "drop_factors", "NTKError", "Kind", "KINDS", "METHODS", "PROJECTIONS",
-           "MEMORY_BUDGET"]
+__all__ = ["kernel", "kernel_to_disk", "open_kernel", "drop_factors", "NTKError", "Kind", "KINDS", "METHODS",
+           "PROJECTIONS", "MEMORY_BUDGET"]

@@ -224,7 +224,8 @@ def _run_tasks(tasks: list, client, local: str, workers: int | None, bar) -> Non
     if not tasks:
         return
     if client is None:
-        from dask import local as dask_local, threaded
+        from dask import local as dask_local
+        from dask import threaded
         from dask.callbacks import Callback
 
         graph = {f"nnlens-ntk-{n:06d}": (fn, *args) for n, (fn, args) in enumerate(tasks)}
