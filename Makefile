@@ -81,7 +81,7 @@ bench: $(STAMP) ## run the benchmarks at PROFILE into its reports' bench/ (noteb
 	  $(PY) $$b --profile "$(PROFILE)" --out "$(REPORTS)/bench" || exit 1; done
 
 scale: $(STAMP) ## the 70,000-point MNIST trNTK out of core, its kGLM, projections, CNN peak (reports/bench/scale*.csv)
-	NNLENS_REPORTS="$(CURDIR)/reports" $(PY) benchmarks/scale.py
+	$(PY) benchmarks/scale.py --out "$(CURDIR)/reports/bench"
 
 site: $(STAMP) ## render the executed notebooks and the claims ledger as HTML into reports/site/ (reports/PROFILE/site/)
 	@$(PY) -m nnlens.workbook.site --profile "$(PROFILE)"

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/scale.py [--smoke] [--keep] [--sections kernel,projection,peak]
 
-Writes three tables under reports/bench/ (``NNLENS_REPORTS`` redirects them), each with the run's
+Writes three tables under reports/bench/ (``--out`` redirects them), each with the run's
 load average (the machine is shared: a loaded machine lowers every rate):
 
 - ``scale.csv``: section ``kernel`` -- ``ntk.kernel_to_disk`` of the cosine-normalized trNTK of
@@ -362,9 +362,9 @@ def peak_section(cfg: Config, ds) -> list[dict]:
     return [{**r, "load_after": os.getloadavg()[0]} for r in rows]
 
 
-def _write(name: str, rows: list[dict], wall: float) -> None:
+def _write(folder: Path, name: str, rows: list[dict], wall: float) -> None:
     df = pd.concat([pd.DataFrame(rows), pd.DataFrame([dict(section="wall", seconds=wall)])], ignore_index=True)
-    out = paths.bench_dir() / name
+    out = Path(folder) / name
     _io.write_text(out, df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     print(f"wrote {out}", flush=True)
 
@@ -374,6 +374,7 @@ def main(argv=None) -> None:
     ap.add_argument("--smoke", action="store_true", help="every section on synthetic data, small sizes")
     ap.add_argument("--keep", action="store_true", help="keep the kernel store (data/cache/scale/) afterwards")
     ap.add_argument("--sections", default="kernel,projection,peak")
+    ap.add_argument("--out", default=str(paths.REPORTS / "bench"), help="folder of the tables (default reports/bench)")
     args = ap.parse_args(argv)
     cfg = SMOKE if args.smoke else Config()
     sections = set(args.sections.split(","))
@@ -384,16 +385,16 @@ def main(argv=None) -> None:
         rows = [kernel_section(cfg, ds, model, out)]
         print({k: rows[0][k] for k in ("seconds", "gflops", "peak_fraction", "bytes_written")}, flush=True)
         rows += kglm_section(cfg, ds, model, ntk.open_kernel(out)) + tau_section(cfg, ds, model, ntk.open_kernel(out))
-        _write("scale.csv", rows, time.perf_counter() - t0)
+        _write(args.out, "scale.csv", rows, time.perf_counter() - t0)
         if not args.keep:
             shutil.rmtree(out)
     if "projection" in sections:
         t0 = time.perf_counter()
-        _write("scale_projection.csv", projection_cost(cfg, ds, model) + projection_error(cfg, ds, model),
+        _write(args.out, "scale_projection.csv", projection_cost(cfg, ds, model) + projection_error(cfg, ds, model),
                time.perf_counter() - t0)
     if "peak" in sections:
         t0 = time.perf_counter()
-        _write("scale_peak.csv", peak_section(cfg, ds), time.perf_counter() - t0)
+        _write(args.out, "scale_peak.csv", peak_section(cfg, ds), time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from nnlens import paths
 def test_smoke_benchmark_writes_its_three_tables(tmp_path):
     env = {**os.environ, "NNLENS_REPORTS": str(tmp_path / "reports"), "NNLENS_CACHE": str(tmp_path / "cache"),
            "PYTHONPATH": os.pathsep.join([str(paths.ROOT / "lib"), os.environ.get("PYTHONPATH", "")])}
-    r = subprocess.run([sys.executable, str(paths.ROOT / "benchmarks" / "scale.py"), "--smoke"],
+    r = subprocess.run([sys.executable, str(paths.ROOT / "benchmarks" / "scale.py"), "--smoke",
+                        "--out", str(tmp_path / "reports" / "bench")],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     bench = tmp_path / "reports" / "bench"

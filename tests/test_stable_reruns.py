@@ -45,7 +45,8 @@ def test_plots_with_bootstrap_bands_and_jitter_are_the_same_every_time():
 def test_study04_cells_table_carries_no_times():
     df = pd.DataFrame({"arm": "steps", "optimizer": "sgdm", "batch": 64, "lr": 0.1, "updates": 8,
                        s04_anova.RESPONSE: [0.5, 0.6], "final_acc": [0.5, 0.6], "finite": True,
-                       "seed": [0, 1], "cpu_seconds": [1.25, 3.5]})
+                       "seed": [0, 1], "cpu_seconds": [1.25, 3.5], "grad_evals_per_update": 1.0,
+                       "clip_fraction": 0.0, "hessian_nonpositive": 0.0})
     table = s04_anova.cells(df)
     assert not [c for c in table.columns if "cpu" in c or "second" in c]
     assert s04_anova.cpu_seconds(df) == 4.75                         # the cost still goes to timings.json
@@ -71,7 +72,7 @@ def test_recorded_seconds_go_to_timings_never_into_published_files(tmp_path, mon
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "01_demo.ipynb")
     times = {}
-    runner.run(tmp_path / "01_demo.ipynb", profile="smoke", kernel="python3", threads=1, timings=times)
+    runner.run(tmp_path / "01_demo.ipynb", profile="smoke", jupyter_kernel="python3", threads=1, timings=times)
     assert times["steps"] == {"demo step, CPU s": round(2.25, 1)}
     published = [p for p in final.rglob("*") if p.is_file()]
     assert (final / "tables" / "01_demo.csv").exists()
