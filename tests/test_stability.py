@@ -99,3 +99,62 @@ def test_a_rerun_runs_into_its_own_folder_cache_and_overrides(tmp_path, monkeypa
     assert json.loads(seen["overrides"]) == {"03": {"seed": 1}} and seen["cache"].endswith("seed+1")
     table = stability.collect({"seed+1": (rerun, folder)})
     assert list(table.columns) == ledger.STABILITY_COLUMNS and table.iloc[0]["verdict"] == "holds"
+
+
+def _publish(folder, commit, threads=2, profile="smoke", studies=("03",)):
+    _claims(folder, ROWS)
+    (folder / "manifests").mkdir(parents=True, exist_ok=True)
+    for s in studies:
+        (folder / "manifests" / f"{s}.json").write_text(json.dumps({"profile": profile, "commit": commit}))
+    (folder / "timings.json").write_text(json.dumps({"studies": {s: {"threads": threads} for s in studies}}))
+
+
+def test_the_published_reports_are_the_reference_only_when_they_come_from_this_code(tmp_path, monkeypatch):
+    monkeypatch.setattr(stability.paths, "published_dir", lambda profile: tmp_path)
+    monkeypatch.setattr(stability.provenance, "code_commit", lambda: "abc1234")
+    _publish(tmp_path, "abc1234")
+    assert stability.published_reference("smoke", ["03"]) == tmp_path
+    assert stability.published_reference("default", ["03"]) is None             # another profile's manifest
+    assert stability.published_reference("smoke", ["03", "04"]) is None         # a study never published
+    _publish(tmp_path, "0ld0000")
+    assert stability.published_reference("smoke", ["03"]) is None               # older code
+    _publish(tmp_path, "abc1234", threads=1)
+    assert stability.published_reference("smoke", ["03"]) is None               # not the reference's threads
+    monkeypatch.setattr(stability.provenance, "code_commit", lambda: "abc1234+dirty")
+    _publish(tmp_path, "abc1234+dirty")
+    assert stability.published_reference("smoke", ["03"]) is None               # uncommitted code: rerun
+
+
+def test_stability_reuses_the_published_reference_and_runs_the_other_reruns(tmp_path, monkeypatch):
+    published = tmp_path / "published"
+    _publish(published, "abc1234")
+    monkeypatch.setattr(stability.paths, "published_dir", lambda profile: published)
+    monkeypatch.setattr(stability.provenance, "code_commit", lambda: "abc1234")
+    ran = []
+
+    def fake_run(rerun, profile, studies, scratch, kernel="nnlens", shared_cache=False):
+        ran.append(rerun.name)
+        folder = scratch / rerun.name
+        rows = [dict(r, verdict="does not hold", value="0.1") if r["id"] == "03.1" and rerun.name == "seed+1" else r
+                for r in ROWS]
+        _claims(folder, rows)
+        return folder
+
+    monkeypatch.setattr(stability, "run_rerun", fake_run)
+    target = stability.stability("smoke", "03", scratch=tmp_path / "scratch", jobs=1)
+    assert ran == ["threads=1", "seed+1"]                                        # the reference was not rerun
+    table = pd.read_csv(target)
+    assert set(table["rerun"]) == {"threads=2", "threads=1", "seed+1"}
+    assert "seed+1: does not hold (0.1)" in (published / "claims.md").read_text()   # the flip reaches the ledger
+    ran.clear()
+    stability.stability("smoke", "03", scratch=tmp_path / "scratch", jobs=1, reuse_published=False)
+    assert ran == ["threads=2", "threads=1", "seed+1"]
+
+
+def test_a_worker_process_runs_only_the_rerun_it_names(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(stability, "run_rerun", lambda r, profile, studies, scratch, kernel, shared: ran.append(
+        (r.name, profile, studies, scratch)))
+    assert stability.main(["--profile", "smoke", "--study", "03", "--reruns", "seed+1", "--scratch", str(tmp_path),
+                           "--run-only"]) == 0
+    assert ran == [("seed+1", "smoke", ["03"], tmp_path)]

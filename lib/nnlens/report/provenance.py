@@ -106,6 +106,11 @@ def _commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+def code_commit() -> str:
+    """The commit a manifest written now would record (``_commit``)."""
+    return _commit()
+
+
 def package_versions(names=("torch", "torchvision", "numpy", "scipy", "scikit-learn", "statsmodels",
                             "pandas", "matplotlib", "seaborn", "powerlaw", "pytorch-optimizer")) -> dict:
     out = {}

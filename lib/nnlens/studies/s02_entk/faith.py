@@ -122,18 +122,18 @@ def tad_table(runs: dict, cfg: Study02, sets: dict, kernels) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ projection error against K (02.4)
-def projection_error_draws(model, x, ks, draws: int) -> list[dict]:
+def projection_error_draws(model, x, ks, draws: int, seed0: int = 1) -> list[dict]:
     """Relative Frobenius error of proj-trNTK / proj-pNTK against the exact normalized kernel on ``x``.
 
-    ``draws`` seeded projection matrices (seeds 1..draws) per K of ``ks``. Returns rows {"kernel", "k",
-    "draw", "rel_error"}.
+    ``draws`` seeded projection matrices (seeds seed0 .. seed0 + draws - 1) per K of ``ks``. Returns rows
+    {"kernel", "k", "draw", "rel_error"}.
     """
     rows = []
     for kind in ("trntk", "pntk"):
         exact = ntk.kernel(model, x, kind=kind, normalize=True, progress=False).double().cpu().numpy()
         for k in ks:
             for d in range(draws):
-                K = ntk.kernel(model, x, kind=kind, normalize=True, proj_dim=int(k), seed=1 + d, progress=False)
+                K = ntk.kernel(model, x, kind=kind, normalize=True, proj_dim=int(k), seed=seed0 + d, progress=False)
                 rows.append({"kernel": kind, "k": int(k), "draw": d,
                              "rel_error": utils.rel_error(K.double().cpu().numpy(), exact)})
     return rows

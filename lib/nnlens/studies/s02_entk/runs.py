@@ -118,6 +118,12 @@ def kglm_draws(kglms: dict, name: str, recipe: str) -> list:
     return [kglms[(name, recipe)]] + [m for _, m in extra]
 
 
+def nuisance(cfg: Study02, seed: int) -> int:
+    """The seed of everything random in a surrogate fit but the network: the training seed at
+    ``nuisance_seed`` 0 (the published numbers), moved by 1000 per step of ``nuisance_seed``."""
+    return int(seed) + 1000 * int(cfg.nuisance_seed)
+
+
 def surrogate_study(model, ds, cfg: Study02, seed: int, chosen: dict | None = None) -> dict:
     """Every kernel of one trained model, its kGLMs (per recipe and optimizer draw) and SVM, faithfulness.
 
@@ -127,16 +133,17 @@ def surrogate_study(model, ds, cfg: Study02, seed: int, chosen: dict | None = No
     recipe, draw): (N_test,)} true-class margins, "seconds": the kernel suite's time}.
     """
     kmax = max(cfg.proj_dims)
+    ns = nuisance(cfg, seed)                   # projection matrix, kGLM random_states, SVM: apart from the network
     t0 = time.perf_counter()
-    suite = attribution.kernel_suite(model, ds.x_train, ds.y_train, ds.x_test, proj_dims=(kmax,), seed=seed)
+    suite = attribution.kernel_suite(model, ds.x_train, ds.y_train, ds.x_test, proj_dims=(kmax,), seed=ns)
     seconds = time.perf_counter() - t0
     logits = utils.forward(model, ds.x_test)
-    kglms = fit_surrogates(suite, ds.y_train, cfg.recipes, seed=seed, Cs=cfg.kglm_cs, folds=cfg.cv_folds,
+    kglms = fit_surrogates(suite, ds.y_train, cfg.recipes, seed=ns, Cs=cfg.kglm_cs, folds=cfg.cv_folds,
                            chosen=chosen, draws=cfg.sgd_draws)
     binary = logits.shape[1] == 2
     rows, p_sur = [], {}
     for name, (K_tr, K_te) in suite.items():
-        svm_pred = surrogates.kernel_svm(K_tr, ds.y_train, K_te, C=cfg.svm_c, seed=seed)
+        svm_pred = surrogates.kernel_svm(K_tr, ds.y_train, K_te, C=cfg.svm_c, seed=ns)
         acc_svm = float((svm_pred == ds.y_test.numpy()).mean())
         for r in cfg.recipes:
             for d, kg in enumerate(kglm_draws(kglms, name, r)):
@@ -184,7 +191,8 @@ def faithfulness_runs(cfg: Study02, sets: dict[str, Setting]) -> dict:
                 main_runs[seed] = dict(r, model=fit.model, train_seconds=float(fit.final.get("seconds", np.nan)))
                 if seed == cfg.seeds[0]:
                     proj_err = projection_error_draws(fit.model, s.ds.x_train[:cfg.n_proj_error],
-                                                      cfg.proj_error_dims, cfg.proj_error_draws)
+                                                      cfg.proj_error_dims, cfg.proj_error_draws,
+                                                      seed0=nuisance(cfg, 1))
     nets = pd.DataFrame(nets)
     net_table = nets.groupby("setting", sort=False).agg(
         n_train=("n_train", "first"), n_test=("n_test", "first"), train_acc_mean=("train_acc", "mean"),
