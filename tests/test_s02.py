@@ -231,3 +231,22 @@ def test_paper_setups_vectorized_trainer_equals_one_by_one(name, kind):
                            fast[1].state_dict()["fc3.weight" if kind == "cnn" else "l4.weight"])
     n = sum(p.numel() for p in pm.make_model("mlp", 0).parameters())
     assert n == 784 * 100 + 100 + 2 * (100 * 100 + 100) + 101
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["mnist2_mlp", "fmnist2_cnn"])
+def test_paper_trainer_cuda_graph_equals_eager(name):
+    """The replayed CUDA graph trains exactly as the eager steps on the GPU, and as the CPU up to float rounding."""
+    from nnlens.studies.s02_entk import paper_models as pm
+    setup = pm.SETUPS[name]
+    g = torch.Generator().manual_seed(1)
+    xs, ys = pm.binary_slice(torch.randint(0, 256, (40, 28, 28), generator=g, dtype=torch.uint8),
+                             torch.randint(0, 2, (40,), generator=g), 10)
+    seeds = (0, 1, 2)
+    graphed = pm.train_ensemble(setup, seeds, xs, ys, epochs=3, device="cuda", graph=True)
+    eager = pm.train_ensemble(setup, seeds, xs, ys, epochs=3, device="cuda", graph=False)
+    cpu = pm.train_ensemble(setup, seeds, xs, ys, epochs=3, device="cpu")
+    for a, b, c in zip(graphed, eager, cpu, strict=True):
+        for (k, u), v, w in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values(), strict=True):
+            torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-6, msg=k)
+            torch.testing.assert_close(u, w, rtol=1e-3, atol=1e-4, msg=k)
