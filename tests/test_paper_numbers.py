@@ -70,6 +70,16 @@ def test_paper_tau_drops_saturated_points_and_overflow():
     assert pj.tau_ksvm(proba, p)[1] == 44
 
 
+def test_seed_record_scores_the_centred_rule_beside_the_scripts_rule():
+    x = torch.rand(12, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([0.0, 1.0] * 6)
+    model, init = pm.make_model("cnn", 0), pm.make_model("cnn", 0)
+    rec = pj.seed_record(model, x[:8], y[:8], x[8:], y[8:], 0, init=init)
+    assert rec["net_test_acc_centred"] == 0.5          # f - f_init = 0 < 0.5: every point called class 0
+    assert np.isnan(pj.seed_record(model, x[:8], y[:8], x[8:], y[8:], 0)["net_test_acc_centred"])
+    assert set(rec) >= {"kglm_test_acc", "ksvm_test_acc", "tau_kglm", "tau_ksvm", "net_train_acc"}
+
+
 def _table(setup, col, values, n_train=10_000, epochs=None, dataset="mnist01"):
     epochs = pm.SETUPS[setup].epochs if epochs is None else epochs
     return pd.DataFrame({"setup": setup, "dataset": dataset, "n_train": n_train, "n_test": 1960, "epochs": epochs,

@@ -36,6 +36,9 @@ from sklearn.linear_model import SGDClassifier
 from ... import data, ntk
 from . import paper_models
 
+# Batch-4 steps are too small for intra-op threads: on the shared 2-core machine (load ~9) 2 threads cost 10-40x
+# the CPU time of 1 (measured, 2-seed ensemble: MLP 112 vs 2.8 ms/step, MNIST2 CNN 383 vs 14, FMNIST2 CNN 213 vs 23).
+TRAIN_THREADS = 1
 STANDIN = "digits01_28"      # the smoke profile's stand-in: sklearn digits 0/1 upsampled to 1x28x28 in [0, 1]
 
 
@@ -103,17 +106,24 @@ def surrogates(K: np.ndarray, y_train: np.ndarray, y_test: np.ndarray, p_nn: np.
             "kglm_iters": int(glm.n_iter_)}
 
 
-def seed_record(model: torch.nn.Module, x_tr, y_tr, x_te, y_te, seed: int, device: str = "cpu") -> dict:
-    """One trained network's row: network accuracies, exact eNTK, kGLM / kSVM accuracies and τ."""
+def seed_record(model: torch.nn.Module, x_tr, y_tr, x_te, y_te, seed: int, device: str = "cpu",
+                init: torch.nn.Module | None = None) -> dict:
+    """One trained network's row: network accuracies, exact eNTK, kGLM / kSVM accuracies and τ.
+
+    ``init``: the seed's initial network, for a setup trained on the centred output: then
+    ``net_test_acc_centred`` (f - f_init > 0.5, the rule its training targets imply) is recorded beside the
+    scripts' uncentred rule, as a diagnostic (no row uses it)."""
     model = model.eval()
     with torch.no_grad():
         p_te, p_tr = torch.sigmoid(model(x_te)), torch.sigmoid(model(x_tr))   # float32, as the scripts
+        centred = (float(((model(x_te) - init(x_te))[:, 0] > 0.5).float().eq(y_te).float().mean())
+                   if init is not None else float("nan"))
     t0 = time.perf_counter()
     K = ntk.kernel(model, torch.cat([x_te, x_tr]), kind="trntk", device=device, dtype=torch.float32,
                    progress=False).cpu().numpy()
     t_kernel = time.perf_counter() - t0
     rec = {"seed": int(seed), "net_train_acc": float(((p_tr[:, 0] > 0.5).float() == y_tr).float().mean()),
-           "net_test_acc": float(((p_te[:, 0] > 0.5).float() == y_te).float().mean())}
+           "net_test_acc": float(((p_te[:, 0] > 0.5).float() == y_te).float().mean()), "net_test_acc_centred": centred}
     rec |= surrogates(K, y_tr.numpy(), y_te.numpy(), p_te.numpy(), seed)
     return rec | {"kernel_s": t_kernel, "surrogate_s": time.perf_counter() - t0 - t_kernel}
 
@@ -122,10 +132,19 @@ def paper_job(*, setup: str, seeds: list, dataset: str, n_train: int, n_test: in
               device: str = "cpu") -> dict:
     """A ``sweeps.run`` job: train ``setup`` (a ``paper_models.SETUPS`` key) at ``seeds`` at once for ``epochs`` on
     ``dataset``'s first ``n_train`` / ``n_test`` images (0 = the scripts' full slice), then one ``seed_record`` per
-    seed (kernels on ``device``). Returns {"records": [...], "train_s": seconds of the ensemble training}."""
+    seed (kernels on ``device``, with the caller's threads; training with ``TRAIN_THREADS``).
+    Returns {"records": [...], "train_s": seconds of the ensemble training}."""
     x_tr, y_tr, x_te, y_te = load_binary(dataset, n_train, n_test)
-    t0 = time.perf_counter()
-    nets = paper_models.train_ensemble(paper_models.SETUPS[setup], [int(s) for s in seeds], x_tr, y_tr, epochs=epochs)
+    t0, threads = time.perf_counter(), torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
+    try:
+        nets = paper_models.train_ensemble(paper_models.SETUPS[setup], [int(s) for s in seeds], x_tr, y_tr,
+                                           epochs=epochs)
+    finally:
+        torch.set_num_threads(threads)
     train_s = time.perf_counter() - t0
-    records = [seed_record(m, x_tr, y_tr, x_te, y_te, s, device) for m, s in zip(nets, seeds)]
+    spec = paper_models.SETUPS[setup]
+    inits = [paper_models.make_model(spec.model, int(s)).eval() if spec.loss == "centred_mse" else None
+             for s in seeds]
+    records = [seed_record(m, x_tr, y_tr, x_te, y_te, s, device, i) for m, s, i in zip(nets, seeds, inits)]
     return {"records": records, "train_s": train_s, "n_train": len(y_tr), "n_test": len(y_te)}
