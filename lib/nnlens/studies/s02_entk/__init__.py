@@ -8,6 +8,9 @@
 | ``attribution``| trigger poisoning over a sweep of attack strengths (02.5)                              |
 | ``lds``        | LDS with floors, class-partialled LDS, noise ceiling, TRAK's cost curve (02.6-02.8)    |
 | ``retrain``    | the LDS retraining job (its own module, so its cache survives edits to ``lds``)        |
+| ``paper_models``| the paper's three binary setups as its scripts build them; a vmap multi-seed trainer  |
+| ``paper_job``  | one setup trained at several seeds: exact eNTK, the paper's kGLM / kSVM, accuracies, τ  |
+| ``paper_numbers``| rows 02.11-02.19 against the paper's printed table; a standalone CLI (GPU runs)      |
 | ``claims``     | the thresholds and ``claims(results, cfg)``                                            |
 | ``figures``    | ``plot_*`` functions returning figures                                                 |
 
@@ -49,6 +52,8 @@ from .figures import (
                      plot_tau_tad,
 )
 from .lds import ceiling, floor_scores, lds_runs
+from .paper_numbers import paper_rows, paper_runs
+from .paper_numbers import summary as paper_summary
 from .retrain import lds_train_job
 from .runs import (
                      JUDGED_RECIPES,
@@ -69,7 +74,8 @@ from .runs import (
 __all__ = ["ALPHA", "CEILING", "CI_LEVEL", "JUDGED_RECIPES", "LDS_KERNELS", "LDS_MARGIN", "LDS_TRACK_GAP",
            "NTK_KERNELS", "PAPER_RECIPE", "PROFILES", "PROJ_TAU_GAP", "Setting", "Study02", "TAD_MAX", "TAU_MARGIN",
            "ceiling", "claims", "equivalence", "faithfulness_runs", "fit_surrogates", "floor_scores", "hier_boot",
-           "judged_level", "label", "lds_claims", "lds_runs", "lds_train_job", "main_setting", "paired_tau",
+           "judged_level", "label", "lds_claims", "lds_runs", "lds_train_job", "main_setting", "paper_rows",
+           "paper_runs", "paper_summary", "paired_tau",
            "paired_tau_table", "plot_explanations", "plot_lds", "plot_poisoning", "plot_projection_error",
            "plot_tau_binary", "plot_tau_paired", "plot_tau_tad", "poison_blend", "poisoning_pairs", "poisoning_runs",
            "poisoning_study", "projection_error_draws", "projection_error_table", "settings", "sgd_convergence",

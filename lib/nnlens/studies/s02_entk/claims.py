@@ -15,6 +15,7 @@ from scipy import stats
 from ...report import Row, Threshold
 from .config import Study02
 from .faith import CI_LEVEL
+from .paper_numbers import paper_rows
 from .runs import JUDGED_RECIPES, NTK_KERNELS, PAPER_RECIPE, label
 
 CI = f"{CI_LEVEL:.0%} CI over seeds × optimizer draws × test points"
@@ -186,11 +187,12 @@ def claim_poisoning(poison: dict, cfg: Study02) -> Row:
 
 
 def claims(results: dict, cfg: Study02) -> list[Row]:
-    """Rows 02.1-02.8.
+    """Rows 02.1-02.8 and, with "paper", 02.11-02.19.
 
     results: {"main": the 10-class setting, "tad": ``faith.tad_table``, "paired": ``faith.paired_tau_table``,
     "slopes": ``faith.slope_fit``, "sgd": {"n_iter", "converged", "train_acc", "net_train_acc"} of the paper's
-    recipe on the 10-class setting, "poison": ``attribution.poisoning_runs``, optionally "lds": ``lds.lds_runs``}.
+    recipe on the 10-class setting, "poison": ``attribution.poisoning_runs``, optionally "lds": ``lds.lds_runs`` and
+    "paper": ``paper_numbers.paper_runs`` (rows 02.11-02.19)}.
     """
     rows = [claim_tad(results["tad"], results.get("sgd", {}))]
     rows += claim_tau(results["paired"], results["main"])
@@ -198,6 +200,8 @@ def claims(results: dict, cfg: Study02) -> list[Row]:
     rows.append(claim_poisoning(results["poison"], cfg))
     if "lds" in results:
         rows += lds_claims(results["lds"])
+    if "paper" in results:
+        rows += paper_rows(results["paper"], cfg)
     return rows
 
 

@@ -11,8 +11,15 @@ What the paper's scripts do, copied here exactly:
   divides the first layer by √100, not √784);
 - CNN (WIDTH = 8): conv 1→8W, 8W→4W, 4W→W (3×3, padding 1), each relu(conv) divided by √(8W·9), √(4W·9),
   √(W·9) as written, each followed by relu(avgpool 2); then fc 9W→128 (relu / √128), 128→64 (relu / √64), 64→1;
-- loss: MSE between sigmoid(output) and the label; MNIST2 MLP and CNN: SGD lr 1e-3, batch 4, 100 epochs,
-  shuffled; FMNIST2 CNN: Adam lr 1e-3, batch 4, 200 epochs, not shuffled.
+- loss: MNIST2 MLP and CNN: MSE between sigmoid(output) and the label, SGD lr 1e-3, batch 4, 100 epochs,
+  shuffled; FMNIST2 CNN: MSE between the *centred* output f(x) - f_init(x) (a frozen copy of the seed's
+  initialization) and the label, with no sigmoid, Adam lr 1e-3, batch 4, 200 epochs, not shuffled
+  (``Analyze_multiple_NTK_CNN_FMNIST2.py``: ``output = model(data) - model_init(data)``;
+  ``loss = criterion(output.squeeze(), target.squeeze())``);
+- evaluation, in all three scripts: the network's output is sigmoid(model(x)) of the *uncentred* model (the
+  FMNIST2 script too: it reloads the trained state dict into a plain ``Model`` and never subtracts f_init), a
+  point is classified 1 when that is > 0.5; the eNTK is the trained model's (subtracting the frozen f_init
+  does not change it).
 
 ``train_ensemble`` trains several seeds at once with ``torch.func.stack_module_state`` + ``vmap`` (one
 forward/backward for all seeds); each seed keeps its own initialization and batch order, and the result equals
@@ -82,13 +89,23 @@ class PaperSetup:
     batch_size: int
     epochs: int
     shuffle: bool
+    loss: str = "sigmoid_mse"  # "sigmoid_mse": MSE(sigmoid(f), y); "centred_mse": MSE(f - f_init, y)
 
 
 SETUPS = {
     "mnist2_mlp": PaperSetup("mnist2_mlp", "mlp", "mnist", 5000, 980, "sgd", 1e-3, 4, 100, True),
     "mnist2_cnn": PaperSetup("mnist2_cnn", "cnn", "mnist", 5000, 980, "sgd", 1e-3, 4, 100, True),
-    "fmnist2_cnn": PaperSetup("fmnist2_cnn", "cnn", "fmnist", 5000, 1000, "adam", 1e-3, 4, 200, False),
+    "fmnist2_cnn": PaperSetup("fmnist2_cnn", "cnn", "fmnist", 5000, 1000, "adam", 1e-3, 4, 200, False,
+                              "centred_mse"),
 }
+
+
+def loss_value(setup: PaperSetup, out: torch.Tensor, out_init: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+    """The setup's training loss of outputs ``out`` (B,) (``out_init``: the initial network's, for the centred
+    loss) against labels ``y``."""
+    if setup.loss == "centred_mse":
+        return ((out - out_init - y) ** 2).mean()
+    return ((torch.sigmoid(out) - y) ** 2).mean()
 
 
 def ntk_init(m: nn.Module) -> None:
@@ -131,7 +148,8 @@ def train_ensemble(setup: PaperSetup, seeds, x: torch.Tensor, y: torch.Tensor, e
                    batch_size: int | None = None, device: str = "cpu", graph: bool | None = None) -> list[nn.Module]:
     """Train ``setup``'s model at every seed of ``seeds`` at once (vmap over stacked parameters).
 
-    x: (N, 1, 28, 28); y: (N,) 0.0 / 1.0. Loss: MSE of sigmoid(output) against y, the setup's optimizer
+    x: (N, 1, 28, 28); y: (N,) 0.0 / 1.0. Loss: ``loss_value`` (MSE of sigmoid(output), or of the centred
+    output f - f_init, against y), the setup's optimizer
     (SGD without momentum, or Adam with torch's defaults) at its lr; ``epochs`` / ``batch_size`` default to the
     setup's. Returns one trained module per seed (on the CPU); equals training each seed alone in the same batch
     order. On a CUDA ``device`` the step (gradients and update, all in place) is captured once as a CUDA graph
@@ -148,12 +166,15 @@ def train_ensemble(setup: PaperSetup, seeds, x: torch.Tensor, y: torch.Tensor, e
     buffers = {k: v.to(dev) for k, v in buffers.items()}
     x, y = x.to(dev), y.to(dev)
     base = copy.deepcopy(models[0]).to("meta")
+    init = {k: v.detach().clone() for k, v in params.items()}     # f_init of the centred loss (frozen)
 
-    def loss(p, b, xb, yb):
+    def loss(p, b, p0, xb, yb):
         out = functional_call(base, (p, b), (xb,)).squeeze(-1)
-        return ((torch.sigmoid(out) - yb) ** 2).mean()
+        out0 = functional_call(base, (p0, b), (xb,)).squeeze(-1) if setup.loss == "centred_mse" else None
+        return loss_value(setup, out, out0, yb)
 
-    step_grad = vmap(grad(loss), in_dims=(0, 0, 0, 0))
+    grads = vmap(grad(loss), in_dims=(0, 0, 0, 0, 0))
+    step_grad = lambda p, b, xb, yb: grads(p, b, init, xb, yb)  # noqa: E731
     state = {k: (torch.zeros_like(v), torch.zeros_like(v)) for k, v in params.items()}
     t = torch.zeros((), device=dev)                                        # steps taken (Adam's bias correction)
     orders = _orders(len(y), seeds, epochs, setup.shuffle).to(dev)         # (S, epochs, N)
@@ -220,12 +241,14 @@ def train_one(setup: PaperSetup, seed: int, x: torch.Tensor, y: torch.Tensor, or
     """The slow reference: one seed with ``torch.optim`` in the batch order ``order`` (epochs, N)."""
     bs = setup.batch_size if batch_size is None else batch_size
     model = make_model(setup.model, seed)
+    model_init = make_model(setup.model, seed).requires_grad_(False)
     opt = (torch.optim.SGD(model.parameters(), setup.lr) if setup.optimizer == "sgd"
            else torch.optim.Adam(model.parameters(), setup.lr))
     for e in range(order.shape[0]):
         for i in range(0, len(y), bs):
             idx = order[e, i:i + bs]
             opt.zero_grad()
-            ((torch.sigmoid(model(x[idx]).squeeze(-1)) - y[idx]) ** 2).mean().backward()
+            out0 = model_init(x[idx]).squeeze(-1) if setup.loss == "centred_mse" else None
+            loss_value(setup, model(x[idx]).squeeze(-1), out0, y[idx]).backward()
             opt.step()
     return model
