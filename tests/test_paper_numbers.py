@@ -116,3 +116,13 @@ def test_cli_runs_at_tiny_size_without_notebook_packages(tmp_path):
     rows = pd.read_csv(tmp_path / "02_paper_rows.csv", dtype={"id": str})
     assert list(per_seed["seed"]) == [0, 1] and per_seed["n_train"].iloc[0] == 40
     assert set(rows["id"]) == {"02.11", "02.12", "02.13", "02.14"} and set(rows["verdict"]) == {"untestable"}
+
+
+def test_records_do_not_depend_on_the_number_of_processes(monkeypatch):
+    from nnlens.studies.s02_entk import paper_job as job
+    kw = dict(setup="mnist2_mlp", seeds=[0, 1], dataset=job.STANDIN, n_train=40, n_test=20, epochs=1)
+    one = job.paper_job(**kw)["records"]
+    monkeypatch.setattr(job, "SURROGATE_JOBS", 2)
+    two = job.paper_job(**kw)["records"]
+    drop = lambda recs: pd.DataFrame(recs).drop(columns=["kernel_s", "surrogate_s"])   # noqa: E731
+    pd.testing.assert_frame_equal(drop(one), drop(two))

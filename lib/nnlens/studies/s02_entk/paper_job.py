@@ -29,12 +29,18 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from joblib import Parallel, delayed
 from scipy.stats import kendalltau
 from sklearn import svm
 from sklearn.linear_model import SGDClassifier
 
 from ... import data, ntk
 from . import paper_models
+
+# Processes for the per-seed records (kernel, kGLM, kSVM): 1 in the studies; the CLI's --jobs on a machine with
+# spare cores (the kSVM's Platt scaling on a 10,000-point kernel is CPU minutes per seed). Seeds are independent,
+# so the records do not depend on it.
+SURROGATE_JOBS = 1
 
 # Batch-4 steps are too small for intra-op threads: on the shared 2-core machine (load ~9) 2 threads cost 10-40x
 # the CPU time of 1 (measured, 2-seed ensemble: MLP 112 vs 2.8 ms/step, MNIST2 CNN 383 vs 14, FMNIST2 CNN 213 vs 23).
@@ -139,12 +145,13 @@ def paper_job(*, setup: str, seeds: list, dataset: str, n_train: int, n_test: in
     torch.set_num_threads(TRAIN_THREADS)
     try:
         nets = paper_models.train_ensemble(paper_models.SETUPS[setup], [int(s) for s in seeds], x_tr, y_tr,
-                                           epochs=epochs)
+                                           epochs=epochs, device=device)
     finally:
         torch.set_num_threads(threads)
     train_s = time.perf_counter() - t0
     spec = paper_models.SETUPS[setup]
     inits = [paper_models.make_model(spec.model, int(s)).eval() if spec.loss == "centred_mse" else None
              for s in seeds]
-    records = [seed_record(m, x_tr, y_tr, x_te, y_te, s, device, i) for m, s, i in zip(nets, seeds, inits)]
+    records = Parallel(n_jobs=SURROGATE_JOBS)(delayed(seed_record)(m, x_tr, y_tr, x_te, y_te, s, device, i)
+                                              for m, s, i in zip(nets, seeds, inits))
     return {"records": records, "train_s": train_s, "n_train": len(y_tr), "n_test": len(y_te)}

@@ -37,6 +37,7 @@ from scipy import stats
 from ... import paths, sweeps
 from ...report.ledger import Row, Threshold
 from .config import Study02
+from . import paper_job as _job
 from .paper_job import STANDIN, paper_job
 from .paper_models import SETUPS
 
@@ -157,7 +158,8 @@ def _args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=float, default=None, help="fraction of the paper's epochs (profile's if unset)")
     p.add_argument("--n-train", type=int, default=None)
     p.add_argument("--n-test", type=int, default=None)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="where the ensemble trains and the kernels run")
+    p.add_argument("--jobs", type=int, default=1, help="processes for the per-seed kernel / kGLM / kSVM records")
     p.add_argument("--out", required=True)
     return p.parse_args(argv)
 
@@ -173,6 +175,7 @@ def main(argv=None) -> pd.DataFrame:
     cfg = dataclasses.replace(cfg, **{k: v for k, v in over.items() if v is not None})
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    _job.SURROGATE_JOBS = max(1, a.jobs)
     t0 = time.perf_counter()
     table = paper_runs(cfg, device=a.device, store=out / "jobs")
     table.to_csv(out / "02_paper_numbers.csv", index=False)
