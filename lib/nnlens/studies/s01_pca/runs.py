@@ -114,7 +114,10 @@ def probe_layer(x_train, y_train, x_test, y_test, cfg: Study01) -> dict:
     if d > n_pc:                                                          # the probes on all (centred) features
         mu = xtr.mean(0)
         for p in ("knn", "ncc") + (("svm",) if cfg.svm_all else ()):
-            pred, ok = _predict(p, xtr - mu, ytr, xte - mu, cfg, c)
+            if p == "svm" and n < d:     # the same SVM, solved on the span of the training rows (exact, ~d/n faster)
+                pred, ok = probes.svm_predict_wide(xtr - mu, ytr, xte - mu, c, cfg.seed)
+            else:
+                pred, ok = _predict(p, xtr - mu, ytr, xte - mu, cfg, c)
             converged &= ok if p == "svm" else True
             rows.append({"k": d, "explained_variance": 1.0, "probe": p, "accuracy": float(np.mean(pred == yte)),
                          "all_features": True})
