@@ -207,3 +207,19 @@ def test_span_coordinates_keep_inner_products_with_training_rows():
     ztr, zte = probes.span_coordinates(xtr, xte)
     assert ztr.shape == (50, 49)
     assert np.allclose(ztr @ ztr.T, xtr @ xtr.T) and np.allclose(zte @ ztr.T, xte @ xtr.T)
+
+
+def test_seeds_probed_in_processes_equal_the_loop(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setenv("NNLENS_CACHE", str(tmp_path))
+    cfg = replace(CFG, dataset="digits", n_train=120, n_test=60, width=2, epochs=1, seeds=(0, 1), k_max=4,
+                  svm_cs=(0.1, 1.0))
+    ds, _ = s01.load_data(cfg)
+    for s in cfg.seeds:
+        s01.runs.train_network(cfg, ds, s)
+    loop, par = s01.runs.probe_seeds(cfg, ds, n_jobs=1), s01.runs.probe_seeds(cfg, ds, n_jobs=2)
+    for a, b in zip(loop, par, strict=True):
+        assert a["net"] == b["net"]
+        for key in ("probes", "svm", "collapse", "pairs"):
+            pd.testing.assert_frame_equal(a[key], b[key])

@@ -154,11 +154,27 @@ def run_seed(cfg: Study01, ds, seed: int) -> dict:
             "pairs": pd.DataFrame(pairs, columns=["seed", "layer", "depth", "dim", "probe", "n_test", "diff", "se"])}
 
 
+def _run_seed_one_thread(cfg: Study01, ds, seed: int) -> dict:
+    with utils.one_thread():
+        return run_seed(cfg, ds, seed)
+
+
+def probe_seeds(cfg: Study01, ds, n_jobs: int = 2) -> list[dict]:
+    """``run_seed`` for every seed of ``cfg.seeds`` (networks from the cache), each on one thread, in ``n_jobs``
+    processes: the same numbers as a loop (every step runs single-threaded either way), ~n_jobs times sooner."""
+    if n_jobs == 1 or len(cfg.seeds) == 1:
+        return [_run_seed_one_thread(cfg, ds, s) for s in cfg.seeds]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=min(n_jobs, len(cfg.seeds)))(delayed(_run_seed_one_thread)(cfg, ds, s)
+                                                         for s in cfg.seeds)
+
+
 def run(cfg: Study01, ds, raw_knn: float) -> dict:
     """``run_seed`` for every seed in ``cfg.seeds``; frames concatenated, plus onsets per seed."""
     spec = models.spec_for("resnet18", ds, width=cfg.width)   # seeds train in 2 processes, 1 thread each (cached)
     train.fit_many([(spec, ds, train_config(cfg, s)) for s in cfg.seeds], n_jobs=2, progress=False)
-    parts = [run_seed(cfg, ds, s) for s in cfg.seeds]
+    parts = probe_seeds(cfg, ds, n_jobs=2)
     res = {key: pd.concat([p[key] for p in parts], ignore_index=True)
            for key in ("history", "probes", "scree", "svm", "collapse", "pairs")}
     res["nets"] = pd.DataFrame([p["net"] for p in parts]).assign(raw_knn=raw_knn)
