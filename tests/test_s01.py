@@ -184,3 +184,42 @@ def test_the_dataset_is_a_config_choice_passed_to_data_load():
     assert len(ds.x_train) == 200 and 0.5 < raw <= 1.0
     with pytest.raises(ValueError, match="valid datasets"):
         s01.load_data(replace(CFG, dataset="nope"))
+
+
+def test_wide_svm_on_the_span_equals_the_svm_on_all_features():
+    rng = np.random.default_rng(0)
+    n, m, d, c = 300, 200, 2000, 4
+    y = np.arange(n + m) % c
+    x = np.maximum(rng.standard_normal((n + m, d)) + 0.08 * rng.standard_normal((c, d))[y], 0).astype(np.float32)
+    x[:n, :40] = 0                                             # units dead on train, alive on test
+    for C in (0.01, 1.0):
+        slow = probes.svm(C, seed=0)
+        assert probes.fit_quietly(slow, x[:n], y[:n])
+        pred, converged = probes.svm_predict_wide(x[:n], y[:n], x[n:], C, seed=0)
+        assert converged and np.array_equal(pred, slow.predict(x[n:]))
+        assert 0.4 < np.mean(pred == y[n:]) < 0.95            # not a trivially separable case
+
+
+def test_span_coordinates_keep_inner_products_with_training_rows():
+    rng = np.random.default_rng(1)
+    xtr, xte = rng.standard_normal((50, 300)), rng.standard_normal((20, 300))
+    xtr[-1] = xtr[0] + xtr[1]                                  # rank 49
+    ztr, zte = probes.span_coordinates(xtr, xte)
+    assert ztr.shape == (50, 49)
+    assert np.allclose(ztr @ ztr.T, xtr @ xtr.T) and np.allclose(zte @ ztr.T, xte @ xtr.T)
+
+
+def test_seeds_probed_in_processes_equal_the_loop(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setenv("NNLENS_CACHE", str(tmp_path))
+    cfg = replace(CFG, dataset="digits", n_train=120, n_test=60, width=2, epochs=1, seeds=(0, 1), k_max=4,
+                  svm_cs=(0.1, 1.0))
+    ds, _ = s01.load_data(cfg)
+    for s in cfg.seeds:
+        s01.runs.train_network(cfg, ds, s)
+    loop, par = s01.runs.probe_seeds(cfg, ds, n_jobs=1), s01.runs.probe_seeds(cfg, ds, n_jobs=2)
+    for a, b in zip(loop, par, strict=True):
+        assert a["net"] == b["net"]
+        for key in ("probes", "svm", "collapse", "pairs"):
+            pd.testing.assert_frame_equal(a[key], b[key])
