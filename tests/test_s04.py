@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlens import report
+from nnlens import realdata, report
 from nnlens.studies import profiles
 from nnlens.studies import s04_anova as s04
 
@@ -103,9 +103,12 @@ def test_claims_need_the_study_config():
 
 
 # --------------------------------------------------------------------------- design
+@pytest.mark.skipif(bool(realdata.missing("mnist")), reason="needs MNIST in data/raw (make data)")
 def test_default_split_and_budgets():
+    assert CFG.dataset == "mnist" and SMOKE.dataset == "digits"                       # smoke needs no files
     fit, tune = s04.splits(CFG.dataset, CFG.n_train, CFG.n_val, CFG.n_test)
-    assert len(fit.x_train) == 1024 and len(tune.x_test) == CFG.n_val and len(fit.x_test) == 450
+    assert len(fit.x_train) == 1024 and len(tune.x_test) == CFG.n_val and len(fit.x_test) == CFG.n_test == 2000
+    assert fit.x_train.shape[1:] == (1, 28, 28) and np.bincount(fit.y_train.numpy()).min() >= 100
     assert tune.x_train is fit.x_train
     rows = {tuple(r) for r in tune.x_test.flatten(1).numpy().round(5)}
     assert not rows & {tuple(r) for r in fit.x_train.flatten(1).numpy().round(5)}      # validation is held out

@@ -93,7 +93,7 @@ def _rows(reg: R.Regime, found: list, diverged: bool, edge: float, hi: float) ->
 def run_mlp(cfg: Study03) -> tuple[pd.DataFrame, dict]:
     """GD small / large, SGD small and Adam for an MLP (seed ``cfg.seed``), and GD small run on to the
     others' loss; one row per snapshot, and {regime: [first-layer weight snapshots]} for the ESD figure."""
-    ds = data_mod.load(cfg.mlp_dataset, cfg.mlp_n_train, 0, seed=cfg.seed)
+    ds = data_mod.load(cfg.mlp_dataset, cfg.mlp_n_train, cfg.mlp_n_test, seed=cfg.seed)
     x, x_test = ds.x_train.flatten(1), ds.x_test.flatten(1)
     flat = data_mod.Dataset(ds.name, x, ds.y_train, x_test, ds.y_test, ds.n_classes)
     spec = models.spec_for("mlp", flat, width=cfg.mlp_width, depth=cfg.mlp_depth)
