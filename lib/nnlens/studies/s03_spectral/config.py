@@ -64,5 +64,6 @@ PROFILES: dict[str, dict] = {
                   mlp_width=64, mlp_epochs=10, mlp_n_kernel=100),
     "default": {},
     "paper": dict(n=2000, d=1000, h=1500, epochs=2000, snapshots=20, seeds=5, mlp_dataset="clutter",
-                  mlp_n_train=0, mlp_n_test=0, mlp_width=1024, mlp_epochs=200, mlp_n_kernel=200),  # (200, 2.1M) Jacobian: 3.4 GB
+                  mlp_n_train=0, mlp_n_test=0, mlp_width=1024, mlp_epochs=200,
+                  mlp_n_kernel=200),  # (200, 2.1M) Jacobian: 3.4 GB
 }
