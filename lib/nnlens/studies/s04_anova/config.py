@@ -29,9 +29,9 @@ class Study04:
                                       # most acc(1-acc)/n_test from per-image disagreement (sd <= 0.007 at 90% on
                                       # 2000, 0.014 on 450) that floors every cell's variance, pulling ratios to 1
     pool: int = 2                     # average-pool images pool x pool before the model (then re-standardized):
-                                      # MNIST 28x28 -> 14x14, 196 inputs. At 28x28 the grid cost ~4x digits' (the
-                                      # MLP's first layer, 784 x 64, is its FLOPs; the lr search alone took 328
-                                      # CPU-s); at 14x14 it fits the default budget. 1 = the images as loaded
+                                      # MNIST 28x28 -> 14x14, 196 inputs. Measured: at 28x28 the lr search alone
+                                      # took 328 CPU-s (93 on digits; the first layer, 784 x 64, is the FLOPs);
+                                      # at 14x14 search 117 + grid 296, study 465 CPU-s (digits: 354). 1 = as loaded
     model: str = "mlp"                # "mlp" or "resnet18"
     width: int = 64                   # MLP hidden width / ResNet-18 base width
     depth: int = 1                    # MLP hidden layers (ignored by resnet18)
