@@ -300,3 +300,20 @@ def test_kappa_sweep_scales_one_step_linearly_in_kappa():
     rel = sw.set_index("kappa")["dW_fro_rel"]
     assert rel[3.0] == pytest.approx(3 * rel[1.0], rel=1e-6)
     assert (sw["n_created"] <= sw["n_outliers"]).all() and sw["p_align"].between(0, 1).all()
+
+
+def test_mlp_runs_on_mnist_at_default_and_on_built_in_digits_at_smoke():
+    """The default's real-data MLP reads MNIST subsets (W of mlp_width x 784); smoke needs no data files."""
+    smoke = profiles.load("03", "smoke")
+    assert (CFG.mlp_dataset, CFG.mlp_n_train, CFG.mlp_n_test) == ("mnist", 1024, 2000)
+    assert smoke.mlp_dataset == "digits" and smoke.mlp_n_test == 0
+
+
+def test_esd_figure_names_the_gram_weight_esd_takes():
+    """weight_esd takes WᵀW / h for d <= h and W Wᵀ / d for d > h (MNIST's first layer: 256 x 784)."""
+    from nnlens import spectra
+
+    rng = np.random.default_rng(0)
+    wide, tall = rng.normal(size=(4, 9)), rng.normal(size=(9, 4))
+    assert np.allclose(spectra.weight_esd(wide)[0], np.linalg.eigvalsh(wide @ wide.T / 9))
+    assert np.allclose(spectra.weight_esd(tall)[0], np.linalg.eigvalsh(tall.T @ tall / 9))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlens import report
+from nnlens import realdata, report
 from nnlens.studies import profiles
 from nnlens.studies import s04_anova as s04
 
@@ -103,9 +103,12 @@ def test_claims_need_the_study_config():
 
 
 # --------------------------------------------------------------------------- design
+@pytest.mark.skipif(bool(realdata.missing("mnist")), reason="needs MNIST in data/raw (make data)")
 def test_default_split_and_budgets():
-    fit, tune = s04.splits(CFG.dataset, CFG.n_train, CFG.n_val, CFG.n_test)
-    assert len(fit.x_train) == 1024 and len(tune.x_test) == CFG.n_val and len(fit.x_test) == 450
+    assert CFG.dataset == "mnist" and SMOKE.dataset == "digits"                       # smoke needs no files
+    fit, tune = s04.splits(CFG.dataset, CFG.n_train, CFG.n_val, CFG.n_test, CFG.pool)
+    assert len(fit.x_train) == 1024 and len(tune.x_test) == CFG.n_val and len(fit.x_test) == CFG.n_test == 2000
+    assert fit.x_train.shape[1:] == (1, 14, 14) and np.bincount(fit.y_train.numpy()).min() >= 100
     assert tune.x_train is fit.x_train
     rows = {tuple(r) for r in tune.x_test.flatten(1).numpy().round(5)}
     assert not rows & {tuple(r) for r in fit.x_train.flatten(1).numpy().round(5)}      # validation is held out
@@ -208,3 +211,23 @@ def test_sophia_uses_curvature_and_lbfgs_counts_its_gradient_evaluations():
     lbfgs = s04.train_job(**kw, optimizer="lbfgs", lr=1.0)
     assert lbfgs["grad_evals_per_update"] > 1.0 and math.isnan(lbfgs["clip_fraction"])
     assert s04.train_job(**kw, optimizer="sgdm", lr=0.1)["grad_evals_per_update"] == 1.0
+
+
+def test_train_job_reads_only_its_marks_and_equals_a_run_read_every_epoch():
+    """train_job evaluates only every eval_every epochs (train.fit's eval_every); the readings equal those of
+    a run evaluated after every epoch (evaluation draws no randomness), and pooling 2x2 halves each image side."""
+    from nnlens import models, train
+
+    kw = dict(dataset="digits", n_train=200, n_val=40, n_test=60, model="mlp", width=8, depth=1, optimizer="sgdm",
+              lr=0.1, seed=0, split="test", batch_size=0, epochs=8, eval_every=4)
+    out = s04.train_job(**kw)
+    fit, _ = s04.splits("digits", 200, 40, 60)
+    h = train.fit(models.spec_for("mlp", fit, width=8, depth=1), fit,
+                  train.TrainConfig(optimizer="sgdm", lr=0.1, epochs=8, batch_size=0, seed=0, schedule="constant"),
+                  cache=False,
+                  progress=False, device="cpu").history
+    assert out["curve"] == [float(h.set_index("epoch").loc[e, "test_acc"]) for e in (4, 8)]
+    pooled, held = s04.splits("digits", 200, 40, 60, 2)
+    loaded = np.concatenate([pooled.x_train.numpy(), held.x_test.numpy()])             # the 200 standardized ones
+    assert pooled.x_train.shape[1:] == (1, 4, 4) and abs(loaded.mean()) < 1e-5 and abs(loaded.std() - 1) < 1e-2
+    assert s04.train_job(**kw, pool=2)["finite"]

@@ -46,8 +46,10 @@ class Study03:
     ks_null_kernel_draws: int = 4     # coupled-null draws of the CK / NTK bulk KS per small-step run
     snapshots: int = 5
     fine_ntk_epochs: int = 40         # epochs with the NTK's top eigenvalue recorded (the catapult's window)
-    mlp_dataset: str = "digits"
-    mlp_n_train: int = 0              # 0 = all 1347 training digits
+    mlp_dataset: str = "mnist"        # real MNIST (28x28, class-balanced subsets of the official split); the smoke
+                                      # profile keeps scikit-learn's built-in 8x8 "digits" (no files needed)
+    mlp_n_train: int = 1024           # training images (0 = all); first-layer W is (mlp_width, 784) on MNIST
+    mlp_n_test: int = 2000            # test images (0 = all)
     mlp_width: int = 256
     mlp_depth: int = 2
     mlp_epochs: int = 60
@@ -58,9 +60,10 @@ class Study03:
 PROFILES: dict[str, dict] = {
     "smoke": dict(n=200, d=100, h=150, epochs=20, snapshots=2, seeds=2, ladder=(1, 2), adam_lrs=(0.001, 0.01, 0.1),
                   kappa_sweep=(1.0, 3.0), edge_draws=500, ks_null_draws=5, ks_null_kernel_draws=2,
-                  null_draws=20, fine_ntk_epochs=10, mlp_n_train=400, mlp_width=64, mlp_epochs=10,
-                  mlp_n_kernel=100),
+                  null_draws=20, fine_ntk_epochs=10, mlp_dataset="digits", mlp_n_train=400, mlp_n_test=0,
+                  mlp_width=64, mlp_epochs=10, mlp_n_kernel=100),
     "default": {},
     "paper": dict(n=2000, d=1000, h=1500, epochs=2000, snapshots=20, seeds=5, mlp_dataset="clutter",
-                  mlp_width=1024, mlp_epochs=200, mlp_n_kernel=200),  # (200, 2.1M) Jacobian: 3.4 GB
+                  mlp_n_train=0, mlp_n_test=0, mlp_width=1024, mlp_epochs=200,
+                  mlp_n_kernel=200),  # (200, 2.1M) Jacobian: 3.4 GB
 }

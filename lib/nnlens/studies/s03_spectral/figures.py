@@ -36,9 +36,11 @@ def _log_ticks(ax, axis: str, values) -> None:
     getattr(ax, f"{axis}axis").set_minor_locator(plt.NullLocator())
 
 
-def plot_esd(esd: dict, ratio: float, title: str, sigma2: float = 1.0, edge: float | None = None):
+def plot_esd(esd: dict, ratio: float, title: str, sigma2: float = 1.0, edge: float | None = None,
+             gram: str = "WᵀW / h"):
     """Weight ESD at init (filled) and at the end (outline), pooled over the seeds that ran, with the
-    MP density of the init and the outlier edge (dotted; default 1.05 λ+); outliers marked per seed."""
+    MP density of the init and the outlier edge (dotted; default 1.05 λ+); outliers marked per seed.
+    ``gram`` names the matrix whose eigenvalues these are (``spectra.weight_esd``: W Wᵀ / d when d > h)."""
     lo, hi = spectra.mp_edges(ratio, sigma2)
     cut = hi * 1.05 if edge is None else edge
     fig, axes = plt.subplots(1, len(esd), figsize=(3.3 * len(esd), 3.6), sharey=True)
@@ -60,7 +62,7 @@ def plot_esd(esd: dict, ratio: float, title: str, sigma2: float = 1.0, edge: flo
         per = ", ".join(str(c) for c in counts)
         ax.set(title=f"{NAMES.get(name, name)}\nmean λ1 = {np.mean([r['W'][-1] for r in runs]):.3g}\n"
                      f"{_plural(counts[0], 'outlier') if len(runs) == 1 else 'outliers per seed: ' + per}",
-               xlabel="eigenvalue of WᵀW / h")
+               xlabel=f"eigenvalue of {gram}")
     first = np.atleast_1d(axes)[0]
     first.set_ylabel("density")
     handles = {lab: h for a in np.atleast_1d(axes) for h, lab in zip(*a.get_legend_handles_labels(), strict=True)}

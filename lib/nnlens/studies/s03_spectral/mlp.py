@@ -92,8 +92,9 @@ def _rows(reg: R.Regime, found: list, diverged: bool, edge: float, hi: float) ->
 
 def run_mlp(cfg: Study03) -> tuple[pd.DataFrame, dict]:
     """GD small / large, SGD small and Adam for an MLP (seed ``cfg.seed``), and GD small run on to the
-    others' loss; one row per snapshot, and {regime: [first-layer weight snapshots]} for the ESD figure."""
-    ds = data_mod.load(cfg.mlp_dataset, cfg.mlp_n_train, 0, seed=cfg.seed)
+    others' loss; one row per snapshot, and {"snapshots": {regime: [first-layer weight snapshots]}, "sigma2":
+    the init's entry variance, "gram": the Gram whose eigenvalues ``spectra.weight_esd`` takes} for the figure."""
+    ds = data_mod.load(cfg.mlp_dataset, cfg.mlp_n_train, cfg.mlp_n_test, seed=cfg.seed)
     x, x_test = ds.x_train.flatten(1), ds.x_test.flatten(1)
     flat = data_mod.Dataset(ds.name, x, ds.y_train, x_test, ds.y_test, ds.n_classes)
     spec = models.spec_for("mlp", flat, width=cfg.mlp_width, depth=cfg.mlp_depth)
@@ -119,7 +120,8 @@ def run_mlp(cfg: Study03) -> tuple[pd.DataFrame, dict]:
             found, diverged = _snapshots(spec, flat, reg, epochs, cfg, x[:cfg.mlp_n_kernel])
             snaps[reg.name] = [f[1] for f in found]
             rows += _rows(reg, found, diverged, edge, hi)
-    return pd.DataFrame(rows), {"snapshots": snaps, "sigma2": sigma2}
+    gram = "WᵀW / h" if x.shape[1] <= cfg.mlp_width else "W Wᵀ / d"   # spectra.weight_esd's Gram of W (h, d)
+    return pd.DataFrame(rows), {"snapshots": snaps, "sigma2": sigma2, "gram": gram}
 
 
 class _Reached(Exception):

@@ -39,6 +39,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ... import paths, stats, sweeps, utils
 from . import variance
@@ -57,8 +58,9 @@ RESPONSE = "best_acc"
 
 # --------------------------------------------------------------------------- data and the training job
 @functools.lru_cache(maxsize=4)
-def splits(dataset: str, n_train: int, n_val: int, n_test: int):
-    """(fit, tune): two ``data.Dataset`` views of one fixed split.
+def splits(dataset: str, n_train: int, n_val: int, n_test: int, pool: int = 1):
+    """(fit, tune): two ``data.Dataset`` views of one fixed split (images average-pooled ``pool`` x ``pool``,
+    then standardized again with the training set's mean and std, when ``pool`` > 1).
 
     ``fit`` trains on the training part and tests on the test set; ``tune`` trains on the
     same training part and "tests" on the validation part: ``n_val`` images carved out
@@ -67,8 +69,12 @@ def splits(dataset: str, n_train: int, n_val: int, n_test: int):
     from sklearn.model_selection import train_test_split
 
     from ... import data
+    from ... import dataset as dset
 
     ds = data.load(dataset, n_train, n_test, seed=0)     # one fixed split: seeds vary init and batch order only
+    if pool > 1:
+        xt, xs = dset.standardize(*(torch.nn.functional.avg_pool2d(x, pool) for x in (ds.x_train, ds.x_test)))
+        ds = replace(ds, x_train=xt, x_test=xs)
     y = ds.y_train.numpy()
     if not 0 < n_val <= len(y) // 2:
         raise ValueError(f"n_val must be between 1 and half the {len(y)} training images, got {n_val}")
@@ -80,12 +86,13 @@ def splits(dataset: str, n_train: int, n_val: int, n_test: int):
 
 def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str, model: str, width: int,
               depth: int, optimizer: str, lr: float, batch_size: int, epochs: int, eval_every: int, seed: int,
-              schedule: str = "constant") -> dict:
+              schedule: str = "constant", pool: int = 1) -> dict:
     """Train one model and summarize its accuracy curve on ``split`` ("test" or "val").
 
     The seed sets the initialization and the minibatch order (``train.fit``). Accuracy is
-    read after every ``eval_every``-th epoch (``curve``); ``best_acc`` is its maximum (0 for
-    points after a divergence), ``best_update`` the number of updates there, ``final_acc``
+    read after every ``eval_every``-th epoch only (``curve``; ``train.fit(eval_every=...)``: the readings
+    in between would cost as much as the steps at full batch); ``best_acc`` is its maximum (0 for
+    a reading with a non-finite training loss and after it), ``best_update`` the number of updates there, ``final_acc``
     its last point. Also: total ``updates``, ``finite`` final training loss, effective
     ``batch``, the wall ``seconds`` of training and its ``cpu_seconds`` (the cost of the job); the
     gradient evaluations per update (L-BFGS's line search spends several; 1 for the others) and, for
@@ -97,7 +104,7 @@ def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     if epochs % eval_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of eval_every ({eval_every})")
-    fit, tune = splits(dataset, n_train, n_val, n_test)
+    fit, tune = splits(dataset, n_train, n_val, n_test, pool)
     ds = fit if split == "test" else tune
     kwargs = {"width": width, "depth": depth} if model == "mlp" else {"width": width}
     spec = models.spec_for(model, ds, **kwargs)
@@ -106,9 +113,9 @@ def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str
     cpu0 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # create_graph=True reference-cycle warning of Hessian optimizers
-        h = train.fit(spec, ds, cfg, cache=False, progress=False, device="cpu").history
+        h = train.fit(spec, ds, cfg, cache=False, progress=False, device="cpu", eval_every=eval_every).history
     cpu = time.process_time() - cpu0                          # this process's CPU: the job's cost on any machine load
-    acc = dict(zip(h["epoch"], h["test_acc"].fillna(0.0), strict=False))
+    acc = dict(zip(h["epoch"], h["test_acc"].where(np.isfinite(h["train_loss"]), 0.0).fillna(0.0), strict=False))
     marks = range(eval_every, epochs + 1, eval_every)
     curve = [float(acc.get(e, 0.0)) for e in marks]           # a diverged run stops early: 0 afterwards
     n = len(ds.x_train)
@@ -118,8 +125,9 @@ def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str
     log = np.asarray(train.optimizer_log(optimizer), dtype=float)       # SophiaH's clip shares, L-BFGS's evaluations
     clip = log.reshape(-1, 2).mean(0) if optimizer == "sophiah" and log.size else (math.nan, math.nan)
     evals = float(log.mean()) if optimizer == "lbfgs" and log.size else 1.0
+    finite = bool(math.isfinite(h["train_loss"].iloc[-1])) and int(h["epoch"].iloc[-1]) == epochs
     return {"best_acc": max(curve), "final_acc": curve[-1], "best_update": (k + 1) * eval_every * steps,
-            "updates": epochs * steps, "finite": bool(math.isfinite(h["train_loss"].iloc[-1])) and len(h) == epochs,
+            "updates": epochs * steps, "finite": finite,
             "batch": bs, "curve": curve, "seconds": float(h["seconds"].iloc[-1]), "cpu_seconds": cpu,
             "grad_evals_per_update": evals, "clip_fraction": float(clip[0]), "hessian_nonpositive": float(clip[1])}
 
@@ -150,7 +158,7 @@ def budgets(cfg: Study04) -> pd.DataFrame:
     from ... import train
 
     _check(cfg)
-    n = len(splits(cfg.dataset, cfg.n_train, cfg.n_val, cfg.n_test)[0].x_train)
+    n = len(splits(cfg.dataset, cfg.n_train, cfg.n_val, cfg.n_test, cfg.pool)[0].x_train)
     eff = {b: train.effective_batch(n, b) for b in cfg.batch_sizes}
     steps = {b: -(-n // eff[b]) for b in cfg.batch_sizes}
     s_min = steps[min(cfg.batch_sizes, key=lambda b: eff[b])]
@@ -168,7 +176,7 @@ def job_params(cfg: Study04, budget, optimizer: str, lr: float, seed: int, split
     return dict(dataset=cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, split=split,
                 model=cfg.model, width=cfg.width, depth=cfg.depth, optimizer=optimizer, lr=float(lr),
                 batch_size=int(budget.batch_size), epochs=int(budget.epochs), eval_every=int(budget.eval_every),
-                seed=int(seed), schedule=cfg.schedule)
+                seed=int(seed), schedule=cfg.schedule, pool=cfg.pool)
 
 
 def _run(cfg: Study04, jobs: list[dict], store, address: str) -> pd.DataFrame:
