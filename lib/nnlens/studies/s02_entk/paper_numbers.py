@@ -36,8 +36,8 @@ from scipy import stats
 
 from ... import paths, sweeps
 from ...report.ledger import Row, Threshold
-from .config import Study02
 from . import paper_job as _job
+from .config import Study02
 from .paper_job import STANDIN, paper_job
 from .paper_models import SETUPS
 
