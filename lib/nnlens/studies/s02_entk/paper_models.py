@@ -28,6 +28,7 @@ training the seeds one by one (tested on synthetic data).
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -187,10 +188,13 @@ def train_ensemble(setup: PaperSetup, seeds, x: torch.Tensor, y: torch.Tensor, e
                 v.sub_(setup.lr * _direction(setup.optimizer, g[k], state[k], t))
 
     run = _graphed(step, (len(seeds), bs), dev) if graph else step
+    t0 = time.perf_counter()
     for e in range(epochs):
         for i in range(0, len(y), bs):
             idx = orders[:, e, i:i + bs]                                   # (S, B)
             (run if idx.shape[1] == bs else step)(idx)                     # a short last batch runs eagerly
+        if dev.type == "cuda" and (e + 1) % 10 == 0:                       # a line per 10 epochs on a GPU machine
+            print(f"{setup.name}: epoch {e + 1}/{epochs}, {time.perf_counter() - t0:.0f} s", flush=True)
     out = []
     for j, m in enumerate(models):
         m.load_state_dict({k: v[j].detach().cpu().clone() for k, v in params.items()}
