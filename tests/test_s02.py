@@ -243,6 +243,8 @@ def test_paper_trainer_cuda_graph_equals_eager(name):
     xs, ys = pm.binary_slice(torch.randint(0, 256, (40, 28, 28), generator=g, dtype=torch.uint8),
                              torch.randint(0, 2, (40,), generator=g), 10)
     seeds = (0, 1, 2)
+    torch.backends.cudnn.allow_tf32 = False     # TF32 convolutions (the default) differ from the CPU's float32 by
+    # ~1e-3, which Adam's normalized steps carry into the weights: compare the arithmetic, not the precision
     graphed = pm.train_ensemble(setup, seeds, xs, ys, epochs=3, device="cuda", graph=True)
     eager = pm.train_ensemble(setup, seeds, xs, ys, epochs=3, device="cuda", graph=False)
     cpu = pm.train_ensemble(setup, seeds, xs, ys, epochs=3, device="cpu")
@@ -250,3 +252,4 @@ def test_paper_trainer_cuda_graph_equals_eager(name):
         for (k, u), v, w in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values(), strict=True):
             torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-6, msg=k)
             torch.testing.assert_close(u, w, rtol=1e-3, atol=1e-4, msg=k)
+    torch.backends.cudnn.allow_tf32 = True
