@@ -231,3 +231,21 @@ def test_train_job_reads_only_its_marks_and_equals_a_run_read_every_epoch():
     loaded = np.concatenate([pooled.x_train.numpy(), held.x_test.numpy()])             # the 200 standardized ones
     assert pooled.x_train.shape[1:] == (1, 4, 4) and abs(loaded.mean()) < 1e-5 and abs(loaded.std() - 1) < 1e-2
     assert s04.train_job(**kw, pool=2)["finite"]
+
+
+def test_seed_offset_moves_the_grid_seeds_to_a_disjoint_set(monkeypatch, tmp_path):
+    from nnlens.studies.s04_anova import runs
+    seen = {}
+
+    def fake_run(cfg, jobs, store, address):
+        seen.setdefault(cfg.seed_offset, set()).update(j["seed"] for j in jobs)
+        return pd.DataFrame([dict(j, peak_test_acc=0.5, peak_val_acc=0.5, cpu_seconds=0.0, batch=j["batch_size"])
+                             for j in jobs])
+
+    monkeypatch.setattr(runs, "_run", fake_run)
+    for off in (0, 1):
+        cfg = profiles.load("04", "smoke", seed_offset=off)
+        chosen = pd.DataFrame([{"arm": b.arm, "optimizer": o, "batch_size": b.batch_size, "lr": 0.1}
+                               for b in runs.budgets(cfg).itertuples() for o in cfg.optimizers])
+        runs.run_grid(cfg, chosen, store=tmp_path)
+    assert seen[0] == set(range(3)) and seen[1] == {100_000 + i for i in range(3)}

@@ -75,7 +75,7 @@ def test_every_study_is_rerun_with_one_and_two_threads_and_its_seed_field_moved(
     assert plan["threads=1"].threads == 1 and plan["threads=2"].threads == 2
     assert plan["threads=1"].studies(studies) == studies
     seeds = plan["seed+1"].overrides
-    assert set(seeds) == {"01", "02", "03"} and plan["seed+1"].studies(studies) == ["01", "02", "03"]
+    assert set(seeds) == {"01", "02", "03", "04"} and plan["seed+1"].studies(studies) == ["01", "02", "03", "04"]
     for s, fields in seeds.items():                                  # every override is a valid config field
         for name, value in fields.items():
             assert getattr(profiles.load(s, "smoke", **fields), name) == value

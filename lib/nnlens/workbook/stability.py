@@ -19,7 +19,7 @@ notebook's kernel as a config override (``NNLENS_OVERRIDES``, read by ``studies.
 - 02 ``lds_seed`` (LDS subsets and TRAK's projection) and ``nuisance_seed`` (the projection matrices, the
   kGLMs' optimizer random_states and the SVM, apart from the network's training seed);
 - 03 ``seed`` (data, teacher direction, init and batch order);
-- 04 has no seed-like field (its seeds are counts from fixed offsets): threads only;
+- 04 ``seed_offset`` (every grid and tuning seed moved by 100,000: disjoint seeds, so new inits and batch orders);
 - 05's ``seed`` is an input of its benchmark (``bench/ntk.csv``, made by ``benchmarks/ntk.py``
   without overrides), so the notebook refuses a config that differs from it: threads only.
 
@@ -48,7 +48,8 @@ from . import preflight, runner
 
 SCRATCH = paths.ROOT / ".scratch" / "stability"
 REFERENCE = f"threads={preflight.DEFAULT_THREADS}"                  # the published setting
-SEED_FIELDS = {"01": ("seed",), "02": ("lds_seed", "nuisance_seed"), "03": ("seed",)}   # seed-like fields per study
+SEED_FIELDS = {"01": ("seed",), "02": ("lds_seed", "nuisance_seed"), "03": ("seed",),    # seed-like fields
+               "04": ("seed_offset",)}
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ class Study04:
                                       # starts at its middle three and walks outwards while the best is at an edge
                                       # (on 28x28 MNIST L-BFGS at 256 chose 10 and SophiaH 0.001: ladder ends,
                                       # so 30 and 0.0001, 0.0003 were added)
+    seed_offset: int = 0              # moves every grid and tuning seed by 100,000 x this: a rerun on disjoint seeds
+                                      # (the stability table's seed+1); 0 = seeds 0..seeds-1 and 1000.. for tuning
     tune_seeds: int = 3               # seeds per lr candidate (disjoint from the grid's seeds); 2 gave ties
     n_jobs: int = 2                   # local worker processes (1 torch thread each)
 

@@ -48,6 +48,7 @@ from .config import Study04
 ALPHA = 0.05                 # significance level of every test (the paper's)
 FULL_BATCH_MAJORITY = 0.5    # 04.2 "largely the worst": full batch worst for more than half of the optimizers
 N_BOOT = 1000                # bootstrap resamples of the seeds behind 04.2's support
+SEED_STRIDE = 100_000        # seed_offset k moves every grid and tuning seed by k x this (disjoint seed sets)
 TUNE_SEED0 = 1000            # tuning seeds are 1000, 1001, ...: disjoint from the grid's 0..seeds-1, so no
                              # response is measured on a run that chose its own learning rate
 
@@ -219,7 +220,7 @@ def tune_lr(cfg: Study04, *, store=None, address: str = "") -> tuple[pd.DataFram
     unsorted = [o for o in cfg.optimizers if list(ladders[o]) != sorted(set(ladders[o]))]
     if unsorted:
         raise ValueError(f"cfg.lr_grid ladders must be increasing without repeats; fix those of {unsorted}")
-    seeds = [TUNE_SEED0 + i for i in range(cfg.tune_seeds)]
+    seeds = [TUNE_SEED0 + SEED_STRIDE * cfg.seed_offset + i for i in range(cfg.tune_seeds)]
     cells = [(b, o) for b in budgets(cfg).itertuples() for o in cfg.optimizers]
     tried = {}
     for b, o in cells:
@@ -288,7 +289,8 @@ def run_grid(cfg: Study04, chosen: pd.DataFrame, *, store=None, address: str = "
     _check(cfg)
     store = (default_store() if store is None else store) / "grid"
     lr = chosen.set_index(["arm", "optimizer", "batch_size"])["lr"]
-    plan = [(b, o, s) for b in budgets(cfg).itertuples() for o in cfg.optimizers for s in range(cfg.seeds)]
+    plan = [(b, o, s) for b in budgets(cfg).itertuples() for o in cfg.optimizers
+            for s in range(SEED_STRIDE * cfg.seed_offset, SEED_STRIDE * cfg.seed_offset + cfg.seeds)]
     jobs = [job_params(cfg, b, o, lr[(b.arm, o, b.batch_size)], s, "test") for b, o, s in plan]
     df = _run(cfg, jobs, store, address)
     df.insert(0, "arm", [b.arm for b, _, _ in plan])
