@@ -257,7 +257,8 @@ def projection_cost(cfg: Config, ds, model) -> list[dict]:
         x = ds.x_test[:n]
         for kind in ("pntk", "trntk"):
             sec, exact = _timed(lambda: ntk.kernel(model, x, kind=kind, device="cpu"), cfg.reps)
-            rows.append(dict(section="cost", n=n, kind=kind, method="exact", seconds=sec, rel_err=0.0))
+            rows.append(dict(section="cost", n=n, kind=kind, method="exact", seconds=sec, rel_err=0.0,
+                             load_after=os.getloadavg()[0]))
             for k in cfg.cost_ks:
                 for proj in ("dense", "kron", "khatri_rao", "trak_basic"):
                     if (proj == "dense" and n * k > cfg.dense_cost_max_nk) or (
@@ -267,7 +268,8 @@ def projection_cost(cfg: Config, ds, model) -> list[dict]:
                         lambda: ntk.kernel(model, x, kind=kind, proj_dim=k, projection=proj, device="cpu"))
                     sec_p, kp = _timed(fn, 1 if proj in ("dense", "trak_basic") else cfg.reps)
                     rows.append(dict(section="cost", n=n, kind=kind, method=proj, proj_dim=k, seconds=sec_p,
-                                     vs_exact=sec_p / sec, rel_err=utils.rel_error(kp, exact)))
+                                     vs_exact=sec_p / sec, rel_err=utils.rel_error(kp, exact),
+                                     load_after=os.getloadavg()[0]))
                     print(f"cost n={n} {kind} {proj} K={k}: {sec_p:.2f}s ({sec_p / sec:.1f}x exact) "
                           f"err {rows[-1]['rel_err']:.3f}", flush=True)
     return rows
@@ -284,7 +286,7 @@ def projection_error(cfg: Config, ds, model) -> list[dict]:
                 for s in range(cfg.err_seeds):
                     kp = ntk.kernel(model, x, kind=kind, proj_dim=k, seed=s, projection=proj, device="cpu")
                     rows.append(dict(section="error", n=cfg.err_n, kind=kind, method=proj, proj_dim=k, seed=s,
-                                     rel_err=utils.rel_error(kp, exact)))
+                                     rel_err=utils.rel_error(kp, exact), load_after=os.getloadavg()[0]))
     return rows
 
 

@@ -28,5 +28,6 @@ def test_smoke_benchmark_writes_its_three_tables(tmp_path):
     proj = pd.read_csv(bench / "scale_projection.csv")
     assert {"exact", "dense", "kron", "khatri_rao", "trak_basic"} <= set(proj.method.dropna())
     assert (proj.loc[proj.method == "exact", "rel_err"] == 0).all()
+    assert (proj.loc[proj.section != "wall", "load_after"] >= 0).all()                # every row records the load
     peak = pd.read_csv(bench / "scale_peak.csv")
     assert {"mlp", "cnn", "resnet18"} <= set(peak.model.dropna()) and (peak.peak_fraction.dropna() > 0).all()
