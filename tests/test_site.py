@@ -266,3 +266,16 @@ if __name__ == "__main__":
                   "loads offline, every image renders with alt text and a caption, provenance on every page")
     else:
         sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_site_warns_only_when_the_code_moved_since_the_run(tmp_path, monkeypatch):
+    """Committing the reports moves HEAD but not the code: the warning compares the code's commit."""
+    from nnlens.workbook import sitetext
+    root = _reports(tmp_path)
+    monkeypatch.setattr(sitetext._provenance, "code_commit", lambda: "abc1234")
+    site.build(root)
+    assert "not the commit the results were made with" not in (root / "site" / "index.html").read_text()
+    monkeypatch.setattr(sitetext._provenance, "code_commit", lambda: "fed9876")
+    site.build(root)
+    assert "the code is at fed9876, not the commit the results were made with" in \
+        (root / "site" / "index.html").read_text()

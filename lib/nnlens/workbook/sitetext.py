@@ -6,7 +6,7 @@
 - ``claims_table(df)``: a study's rows, thresholds as their ``Threshold`` objects render them;
 - ``provenance(root)``: commit, date, profile, threads, machine and environment of a reports folder, read
   from ``manifests/*.json``, ``timings.json``, the executed notebooks and ``requirements.lock``, with a
-  warning when studies come from different commits or from a commit that is not the checkout's HEAD;
+  warning when studies come from different commits or from a commit that is not the code's current one;
 - ``GLOSSARY``: the terms the studies use, defined once; ``link_citations``: arXiv ids as links.
 """
 from __future__ import annotations
@@ -16,13 +16,13 @@ import hashlib
 import html
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 
 from .. import paths
 from ..report import ledger
+from ..report import provenance as _provenance
 
 GLOSSARY = {
     "eNTK": "empirical neural tangent kernel: the inner products of the network's parameter gradients at "
@@ -152,12 +152,11 @@ def glossary_html() -> str:
 
 # ------------------------------------------------------------------ provenance
 def _head() -> str:
-    try:
-        r = subprocess.run(["git", "-C", str(paths.ROOT), "rev-parse", "--short=7", "HEAD"],
-                           capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return r.stdout.strip() if r.returncode == 0 else ""
+    """The commit of the code as it is now (``provenance.code_commit``: the last commit that changed the code,
+    '+dirty' with local changes), the one a manifest written now would record; '' outside a git checkout.
+    Not HEAD: committing the reports of a run moves HEAD but not the code the results were made with."""
+    commit = _provenance.code_commit()
+    return "" if commit == "unknown" else commit
 
 
 def _manifests(root: Path) -> dict[str, dict]:
@@ -199,7 +198,7 @@ def provenance(root: Path) -> dict:
         warnings.append(f"the studies come from {len(commits)} different commits ({', '.join(commits)}): "
                         "rerun `make reproduce FORCE=1` for one consistent set")
     if head and commits and any(not head.startswith(c[:7]) and not c.startswith(head) for c in commits):
-        warnings.append(f"the checkout is at {head}, not the commit the results were made with")
+        warnings.append(f"the code is at {head}, not the commit the results were made with")
     return {"studies": studies, "head": head, "lock": lock_hash, "warnings": warnings}
 
 
@@ -218,5 +217,5 @@ def provenance_html(prov: dict, study: str | None = None) -> str:
             f"<summary>Provenance: commit {', '.join(sorted({str(v['commit']) for v in rows.values()}))}, "
             f"profile {', '.join(sorted({str(v['profile']) for v in rows.values()}))}, environment lock "
             f"<code>{prov['lock']}</code> (sha256 of requirements.lock)"
-            f"{', checkout ' + prov['head'] if prov['head'] else ''}</summary>"
+            f"{', code now at ' + prov['head'] if prov['head'] else ''}</summary>"
             f'<table class="prov">{head}{body}</table></details></aside>')
