@@ -89,3 +89,19 @@ def test_threads_helper_restores_and_rejects_bad_values():
         assert "positive int" in str(e)
     else:
         raise AssertionError("threads(0) must fail")
+
+
+def test_real_datasets_are_built_on_one_thread(monkeypatch):
+    """Standardizing cluttered MNIST with 2 threads rounded differently from 1, and study 01's networks trained
+    differently (found by the default stability rerun): the real sets are built on one thread, like the others."""
+    import torch
+
+    from nnlens import data, realsets
+    seen = []
+    monkeypatch.setattr(realsets, "load", lambda *a, **k: seen.append(torch.get_num_threads()) or "ds")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert data.load("clutter_mnist", 10, 10) == "ds" and seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
