@@ -103,6 +103,19 @@ def test_rows_hold_near_the_paper_and_fail_far_from_it():
     # the tolerance: 3 SE of the difference with σ = max(ours, paper's sd = 0.0034 √100)
     c = pn.compare(np.array([0.70, 0.72, 0.71]), 0.7077, 0.0034, 100)
     assert c["tol"] == pytest.approx(3 * np.sqrt(0.034 ** 2 / 3 + 0.0034 ** 2))
+    # the interval: mean ± t(0.975, n-1) sd / √n, written out
+    x = np.array([0.70, 0.72, 0.71])
+    half = 4.302652729911275 * x.std(ddof=1) / np.sqrt(3)
+    assert (c["lo"], c["hi"]) == pytest.approx((x.mean() - half, x.mean() + half), rel=1e-12)
+
+
+def test_published_table_keeps_seconds_out():
+    t = pd.DataFrame({"setup": ["a", "a", "b"], "seed": [0, 1, 0], "tau_kglm": [0.7, 0.71, 0.8],
+                      "kernel_s": [1.0, 2.0, 4.0], "surrogate_s": [0.5, 0.5, 1.0], "train_s_ensemble": [9.0, 9.0, 3.0]})
+    table, seconds = pn.split_seconds(t)
+    assert list(table.columns) == ["setup", "seed", "tau_kglm"]
+    assert sorted(seconds.values()) == [2.0, 7.0, 12.0]      # surrogate 2, kernel 7, training 9 + 3 (once per setup)
+    assert pn.split_seconds(table)[1] == {}
 
 
 def test_cli_runs_at_tiny_size_without_notebook_packages(tmp_path):

@@ -53,6 +53,7 @@ from .figures import (
 )
 from .lds import ceiling, floor_scores, lds_runs
 from .paper_numbers import paper_rows, paper_runs
+from .paper_numbers import split_seconds as paper_split_seconds
 from .paper_numbers import summary as paper_summary
 from .retrain import lds_train_job
 from .runs import (
@@ -75,7 +76,7 @@ __all__ = ["ALPHA", "CEILING", "CI_LEVEL", "JUDGED_RECIPES", "LDS_KERNELS", "LDS
            "NTK_KERNELS", "PAPER_RECIPE", "PROFILES", "PROJ_TAU_GAP", "Setting", "Study02", "TAD_MAX", "TAU_MARGIN",
            "ceiling", "claims", "equivalence", "faithfulness_runs", "fit_surrogates", "floor_scores", "hier_boot",
            "judged_level", "label", "lds_claims", "lds_runs", "lds_train_job", "main_setting", "paper_rows",
-           "paper_runs", "paper_summary", "paired_tau",
+           "paper_runs", "paper_split_seconds", "paper_summary", "paired_tau",
            "paired_tau_table", "plot_explanations", "plot_lds", "plot_poisoning", "plot_projection_error",
            "plot_tau_binary", "plot_tau_paired", "plot_tau_tad", "poison_blend", "poisoning_pairs", "poisoning_runs",
            "poisoning_study", "projection_error_draws", "projection_error_table", "settings", "sgd_convergence",

@@ -121,8 +121,9 @@ def seed_record(model: torch.nn.Module, x_tr, y_tr, x_te, y_te, seed: int, devic
     scripts' uncentred rule, as a diagnostic (no row uses it)."""
     model = model.eval()
     with torch.no_grad():
-        p_te, p_tr = torch.sigmoid(model(x_te)), torch.sigmoid(model(x_tr))   # float32, as the scripts
-        centred = (float(((model(x_te) - init(x_te))[:, 0] > 0.5).float().eq(y_te).float().mean())
+        out_te = model(x_te)
+        p_te, p_tr = torch.sigmoid(out_te), torch.sigmoid(model(x_tr))   # float32, as the scripts
+        centred = (float(((out_te - init(x_te))[:, 0] > 0.5).float().eq(y_te).float().mean())
                    if init is not None else float("nan"))
     t0 = time.perf_counter()
     K = ntk.kernel(model, torch.cat([x_te, x_tr]), kind="trntk", device=device, dtype=torch.float32,

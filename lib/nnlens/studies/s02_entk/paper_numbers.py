@@ -35,7 +35,8 @@ import pandas as pd
 from scipy import stats
 
 from ... import paths, sweeps
-from ...report.ledger import Row, Threshold
+from ...report.ledger import Ledger, Row, Threshold
+from ...report.outputs import Outputs
 from . import paper_job as _job
 from .config import Study02
 from .paper_job import STANDIN, paper_job
@@ -82,17 +83,33 @@ def paper_runs(cfg: Study02, device: str = "cpu", store: str | Path | None = Non
     return pd.DataFrame(rows)
 
 
+SECONDS = {"kernel_s": "paper numbers: exact eNTK seconds (all seeds)",
+           "surrogate_s": "paper numbers: kGLM, kSVM and tau seconds (all seeds)",
+           "train_s_ensemble": "paper numbers: ensemble training seconds"}
+
+
+def split_seconds(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+    """(``table`` without its seconds columns, {step: seconds}): times change from run to run, so the published
+    table leaves them out and ``Outputs.record_seconds`` sends them to timings.json. Per-seed seconds are summed;
+    the ensemble's training time, repeated on each of its seeds' rows, is counted once per setup."""
+    cols = [c for c in SECONDS if c in table.columns]
+    total = {SECONDS[c]: float(table[c].sum()) for c in cols if c != "train_s_ensemble"}
+    if "train_s_ensemble" in cols:
+        total[SECONDS["train_s_ensemble"]] = float(table.groupby("setup")["train_s_ensemble"].first().sum())
+    return table.drop(columns=cols), total
+
+
 def compare(ours: np.ndarray, paper: float, sem: float, n_paper: int) -> dict:
     """Our mean with its 95 % t-interval, the paper's sd, the difference and the tolerance ``Z`` × its SE."""
     ours = ours[~np.isnan(ours)]
     n = len(ours)
     mean = float(ours.mean()) if n else float("nan")
     sd = float(ours.std(ddof=1)) if n > 1 else float("nan")
-    half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else float("nan")
+    lo, hi = stats.t.interval(0.95, n - 1, loc=mean, scale=sd / math.sqrt(n)) if n > 1 else (math.nan, math.nan)
     sd_paper = sem * math.sqrt(n_paper)
     sigma = max(sd, sd_paper) if n > 1 else sd_paper
     se = math.sqrt(sigma ** 2 / max(n, 1) + sem ** 2)
-    return {"n": n, "mean": mean, "sd": sd, "lo": mean - half, "hi": mean + half, "sd_paper": sd_paper,
+    return {"n": n, "mean": mean, "sd": sd, "lo": float(lo), "hi": float(hi), "sd_paper": sd_paper,
             "diff": abs(mean - paper), "tol": Z * se}
 
 
@@ -179,8 +196,7 @@ def main(argv=None) -> pd.DataFrame:
     t0 = time.perf_counter()
     table = paper_runs(cfg, device=a.device, store=out / "jobs")
     table.to_csv(out / "02_paper_numbers.csv", index=False)
-    rows = pd.DataFrame([{"id": r.id, "statement": r.statement, "value": r.value, "threshold": r.threshold.text(),
-                          "verdict": r.verdict, "note": r.note, "reason": r.reason} for r in paper_rows(table, cfg)])
+    rows = Ledger("02", a.profile, Outputs(out)).extend(paper_rows(table, cfg)).frame()
     rows.to_csv(out / "02_paper_rows.csv", index=False)
     print(summary(table).to_string())
     print(rows[["id", "verdict", "value"]].to_string(index=False))
