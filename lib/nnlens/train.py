@@ -126,8 +126,8 @@ def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool 
     ``max_grad_evals=B`` caps the compute (``GradBudget``: per-example gradient evaluations): training stops
     once B are spent, mid-epoch if needed (``cfg.epochs`` is then only an upper bound), and the history has one
     row per reading, taken after the update that reaches each of ``readings`` equal fractions of B (columns
-    ``reading`` and ``grad_evals`` added); it needs ``cache=False`` and ``eval_every=1``. Off by default: a run
-    without it trains exactly as before.
+    ``reading``, ``grad_evals`` and ``updates`` added); it needs ``cache=False`` and ``eval_every=1``. Off by
+    default: a run without it trains exactly as before.
     """
     if not isinstance(eval_every, int) or eval_every < 1:
         raise ValueError(f"eval_every must be an int >= 1, got {eval_every!r}")
@@ -217,7 +217,7 @@ def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch, eval_e
             on_epoch(epoch, model)
     if bar is not None:
         bar.close()
-    extra = ["reading", "grad_evals"] if budget.cap is not None else []
+    extra = ["reading", "grad_evals", "updates"] if budget.cap is not None else []
     return pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", *extra])
 
 
@@ -232,7 +232,8 @@ def _reading(model, ds, cfg: TrainConfig, epoch: int, t0: float, budget=None, k:
         return [row]
     budget.stop = budget.stop or not math.isfinite(tr_loss)
     model.train()
-    return [{**row, "reading": budget.done - k + j + 1, "grad_evals": budget.spent} for j in range(k)]
+    return [{**row, "reading": budget.done - k + j + 1, "grad_evals": budget.spent, "updates": budget.updates}
+            for j in range(k)]
 
 
 class GradBudget:
@@ -249,7 +250,7 @@ class GradBudget:
     """
 
     def __init__(self, cap: int | None = None, readings: int = 1):
-        self.cap, self.readings, self.spent, self.done, self.stop = cap, readings, 0, 0, False
+        self.cap, self.readings, self.spent, self.done, self.stop, self.updates = cap, readings, 0, 0, False, 0
         self.read = None                          # set by the loop: read(k) takes k readings of the model now
 
     @property
@@ -257,8 +258,9 @@ class GradBudget:
         return self.stop or (self.cap is not None and self.spent >= self.cap)
 
     def add(self, n: int) -> None:
-        """Count ``n`` evaluations, then take the readings whose marks (cap x j / readings) were reached."""
+        """Count one update's ``n`` evaluations, then take the readings whose marks (cap x j / readings) it reached."""
         self.spent += n
+        self.updates += 1
         if self.cap is None:
             return
         k = min(self.readings, self.spent * self.readings // self.cap) - self.done
@@ -300,7 +302,7 @@ def _steps(model, opt, info: OptimizerInfo, fn, sched, x_all, y_all, perm, bs: i
         if info.closure:
             calls = [0]
 
-            def closure(xb=xb, yb=yb):
+            def closure(xb=xb, yb=yb, calls=calls):
                 calls[0] += 1
                 opt.zero_grad()
                 loss = fn(model(xb), yb)
