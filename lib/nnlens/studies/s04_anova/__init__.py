@@ -13,7 +13,7 @@ The notebook imports this package as ``study`` and calls the names below.
 """
 from . import arms, runs, variance
 from .analysis import analyze, cells, cpu_seconds, eta_table, tables
-from .arms import PATIENCE, run_converged
+from .arms import PATIENCE, run_converged, stack
 from .claims import EFFECT_RATIO, claims
 from .config import PROFILES, Study04
 from .figures import plot_curves, plot_distributions, plot_interaction, plot_lr, plot_residuals, plot_variance_heatmap
@@ -39,5 +39,5 @@ from .runs import (
 __all__ = ["ALPHA", "ARMS", "ARM_LABELS", "CONVERGED_CAP", "EFFECT_RATIO", "PATIENCE", "PROFILES", "RESPONSE", "TUNED",
            "Study04", "TUNE_SEED0", "analyze", "arms", "budgets", "cells", "claims", "cpu_seconds", "default_store",
            "eta_table", "job_params", "orders", "plot_curves", "plot_distributions", "plot_interaction", "plot_lr",
-           "plot_residuals", "plot_variance_heatmap", "run_converged", "run_grid", "runs", "seeds", "splits", "tables",
-           "train_job", "tune_lr", "variance"]
+           "plot_residuals", "plot_variance_heatmap", "run_converged", "run_grid", "runs", "seeds", "splits", "stack",
+           "tables", "train_job", "tune_lr", "variance"]

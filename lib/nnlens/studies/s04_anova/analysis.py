@@ -17,11 +17,12 @@ TERMS = {"C(batch)": "batch", "C(optimizer)": "optimizer", "C(optimizer):C(batch
 
 
 def cells(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (arm, optimizer, batch) cell: lr, updates, n, mean/sd/var of peak accuracy, mean final accuracy,
-    diverged runs, gradient evaluations per update, and SophiaH's clipped and non-positive-curvature shares.
+    """Per (arm, optimizer, batch) cell: lr, updates (the most a seed made), n, mean/sd/var of peak accuracy,
+    mean final accuracy, diverged runs, gradient evaluations per update, and SophiaH's clipped and
+    non-positive-curvature shares.
     (CPU seconds stay out: a published table must not change between reruns; ``cpu_seconds`` sums them.)"""
     return (df.groupby(["arm", "optimizer", "batch"], sort=False)
-            .agg(lr=("lr", "first"), updates=("updates", "first"), n=(RESPONSE, "size"),
+            .agg(lr=("lr", "first"), updates=("updates", "max"), n=(RESPONSE, "size"),
                  mean_best=(RESPONSE, "mean"), sd_best=(RESPONSE, "std"), var_best=(RESPONSE, "var"),
                  mean_final=("final_acc", "mean"), diverged=("finite", lambda f: int((~f.astype(bool)).sum())),
                  grad_evals=("grad_evals_per_update", "mean"), clip_fraction=("clip_fraction", "mean"),

@@ -103,3 +103,10 @@ def run_converged(cfg: Study04, chosen: pd.DataFrame, *, store=None, address: st
     df = runs._run(cfg, jobs, store, address, fn=converged_job)
     df.insert(0, "arm", "converged")
     return df.sort_values(["batch", "optimizer", "seed"], kind="stable").reset_index(drop=True)
+
+
+def stack(grid: pd.DataFrame, converged: pd.DataFrame) -> pd.DataFrame:
+    """The grid of ``runs.run_grid`` and the converged arm's rows as one frame (arms in ``runs.ARMS`` order)."""
+    df = pd.concat([grid, converged], ignore_index=True)
+    order = {a: i for i, a in enumerate(runs.ARMS)}
+    return df.sort_values("arm", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
