@@ -314,5 +314,6 @@ def test_converged_arm_reuses_the_step_matched_lr_and_follows_seed_offset(monkey
                            for a in s04.TUNED for o in cfg.optimizers for b in cfg.batch_sizes])
     df = s04.run_converged(cfg, chosen, store=tmp_path)
     assert {j["lr"] for j in seen} == {0.1} and {j["seed"] for j in seen} == {100_000 + i for i in range(3)}
-    assert set(df["arm"]) == {"converged"} and len(df) == len(cfg.optimizers) * len(cfg.batch_sizes) * cfg.arm_seeds
+    assert set(df["arm"]) == {"converged"}
+    assert len(df) == len(cfg.optimizers) * len(cfg.batch_sizes) * cfg.converged_seeds
     assert {j["epochs"] for j in seen if j["batch_size"] == 64} == {s04.CONVERGED_CAP * cfg.epochs}

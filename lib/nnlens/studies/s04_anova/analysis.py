@@ -33,6 +33,7 @@ def cells(df: pd.DataFrame) -> pd.DataFrame:
 def cpu_seconds(df: pd.DataFrame, column: str = "cpu_seconds") -> float:
     """CPU seconds of the distinct trainings (or candidates) in ``df``: a row both arms share counts once."""
     keys = [c for c in ("optimizer", "batch", "updates", "lr", "seed", "grad_budget", "patience") if c in df.columns]
+    df = df.assign(**{c: df[c].fillna(0) for c in ("grad_budget", "patience") if c in df.columns})
     return float(df.drop_duplicates(keys)[column].sum())
 
 

@@ -21,8 +21,9 @@ quarter of the cap; a smaller lr that only wins later could be missed, which fav
 
 Why ``CONVERGED_CAP`` = 4 (``runs``): the reviewer found batch 16 under-trained at the step-matched budget
 (train accuracy 0.93-0.98) and the batch effect's eta^2 falling from 0.605 to 0.27 at 5 budgets; with early
-stopping most cells stop well before the cap, and 4 budgets with 10 seeds per cell fit the study's cost limit
-(measured at default: see the study's timings, "converged arm"), where 5 did not.
+stopping most cells stop before the cap (measured at default, one seed per cell: stops at 256-768 updates, best
+readings at 64-768; at 3 budgets, 576 updates, 2 of 20 cells would have been cut while still improving), and 4
+budgets cost 24 CPU-s per seed over the 20 cells, so ``converged_seeds`` = 4 fits the study's cost limit.
 Why ``PATIENCE`` = 3: three readings are one whole step-matched budget (3 x 64 updates at default) without a
 gain; a seed's validation accuracy on 1024 images moves by about 0.005-0.01 between readings near the plateau
 (binomial sd 0.009 at 0.9), so a shorter patience would stop on noise.

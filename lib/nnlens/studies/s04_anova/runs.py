@@ -239,7 +239,8 @@ def tune_lr(cfg: Study04, *, store=None, address: str = "") -> tuple[pd.DataFram
     three candidates; while the best (mean over ``tune_seeds`` seeds of peak validation
     accuracy, ties to the smaller lr) is at the edge of what was tried and the ladder goes
     on, try the next one out. All cells advance together, each round one parallel sweep.
-    Returns (every candidate tried: arm, optimizer, batch_size, batch, lr, val_mean, val_sd,
+    Returns (every candidate tried: arm, optimizer, batch_size, batch, updates, grad_budget (the cap of a
+    gradient-matched second-order run, else 0), lr, val_mean, val_sd,
     chosen, cpu_s (CPU seconds of its trainings; the smallest batch's appear in both arms, counted
     in each); the chosen lr per cell with ``at_edge`` when it is the ladder's end).
     """
@@ -294,10 +295,12 @@ def _advance(cells, tried: dict, scores: dict, ladders: dict, done: dict) -> Non
 def _lr_tables(cfg: Study04, scores: dict, costs: dict, done: dict, ladders: dict):
     """(every candidate tried, the chosen lr per cell) from the walk's scores."""
     budget = budgets(cfg).set_index(["arm", "batch_size"])
+    second = orders(cfg)[1]
     rows = []
     for (arm, bs, o, i), acc in scores.items():
+        cap = int(budget.loc[(arm, bs), "grad_evals"]) if arm == "grads" and o in second else 0
         rows.append({"arm": arm, "optimizer": o, "batch_size": bs, "batch": int(budget.loc[(arm, bs), "batch"]),
-                     "updates": int(budget.loc[(arm, bs), "updates"]), "lr": ladders[o][i],
+                     "updates": int(budget.loc[(arm, bs), "updates"]), "grad_budget": cap, "lr": ladders[o][i],
                      "val_mean": float(acc.mean()),
                      "val_sd": float(acc.std(ddof=1)) if len(acc) > 1 else math.nan,
                      "chosen": done[(arm, bs, o)] == i, "cpu_s": float(costs[(arm, bs, o, i)])})
@@ -305,7 +308,7 @@ def _lr_tables(cfg: Study04, scores: dict, costs: dict, done: dict, ladders: dic
     table["arm"] = pd.Categorical(table["arm"], ARMS)
     table["optimizer"] = pd.Categorical(table["optimizer"], list(cfg.optimizers))
     table = table.sort_values(["arm", "optimizer", "batch", "lr"]).reset_index(drop=True)
-    chosen = table[table["chosen"]].drop(columns=["chosen", "cpu_s", "updates"]).reset_index(drop=True)
+    chosen = table[table["chosen"]].drop(columns=["chosen", "cpu_s", "updates", "grad_budget"]).reset_index(drop=True)
     chosen["at_edge"] = [lr in (ladders[o][0], ladders[o][-1]) and len(ladders[o]) > 1
                          for o, lr in zip(chosen["optimizer"], chosen["lr"], strict=False)]
     for t in (table, chosen):
@@ -314,9 +317,10 @@ def _lr_tables(cfg: Study04, scores: dict, costs: dict, done: dict, ladders: dic
 
 
 def seeds(cfg: Study04, arm: str) -> range:
-    """The grid seeds of ``arm``: ``seeds`` per cell in the first two arms, ``arm_seeds`` in the new ones, all moved
-    by ``seed_offset`` (the new arms' seeds are the first of the others', so shared jobs run once)."""
-    n = cfg.seeds if arm in ARMS[:2] else cfg.arm_seeds
+    """The grid seeds of ``arm``: ``seeds`` per cell in the first two arms, ``arm_seeds`` in ``grads`` and
+    ``converged_seeds`` in ``converged``, all moved by ``seed_offset`` (the new arms' seeds are the first of the
+    others', so shared jobs run once)."""
+    n = {"grads": cfg.arm_seeds, "converged": cfg.converged_seeds}.get(arm, cfg.seeds)
     return range(SEED_STRIDE * cfg.seed_offset, SEED_STRIDE * cfg.seed_offset + n)
 
 
