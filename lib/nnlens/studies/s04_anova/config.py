@@ -13,10 +13,13 @@ from dataclasses import dataclass
 class Study04:
     """Optimizer variance by ANOVA (arXiv 2307.11684).
 
-    Two arms share one budget, ``epochs``. Primary, step-matched: every batch size gets the
+    Four arms share one budget, ``epochs``. Primary, step-matched: every batch size gets the
     number of updates that ``epochs`` epochs give the smallest batch. Second, fixed-epoch:
     every batch size trains ``epochs`` epochs (full batch then gets the fewest updates).
-    Learning rates are tuned per (arm, optimizer, batch size) on a validation split.
+    Gradient-evaluation-matched: every cell spends the per-example gradient evaluations of
+    ``epochs`` first-order epochs. Converged: up to ``runs.CONVERGED_CAP`` step-matched budgets,
+    early-stopped on validation (``arms``). Learning rates are tuned per (arm, optimizer, batch size)
+    on a validation split (the converged arm reuses the step-matched ones).
     """
 
     dataset: str = "mnist"            # any name data.load knows: "mnist" (real MNIST, 28x28, class-balanced subsets

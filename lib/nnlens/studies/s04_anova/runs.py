@@ -4,7 +4,7 @@
 optimizers": the same model trained many times, peak test accuracy as the
 response of a two-factor ANOVA with interaction (optimizer x batch size).
 
-Design (``config.Study04``). One budget, ``epochs``, in two arms:
+Design (``config.Study04``). One budget, ``epochs``, in four arms:
 
 - ``steps`` (primary): every batch size gets the same number of updates, the
   updates ``epochs`` epochs give the smallest batch (3 x 64 = 192 at default), and
@@ -17,15 +17,19 @@ Design (``config.Study04``). One budget, ``epochs``, in two arms:
   paper and the earlier version of this study did; full batch then gets the fewest
   updates (3, against 192 at batch 16).
 
-The smallest batch's cells are the same trainings in both arms (one run each).
+- ``grads`` and ``converged`` (issue 22: compute is not matched by updates): every cell gets the same
+  per-example gradient evaluations, or trains to early stopping on validation; ``arms`` explains both.
+
+The smallest batch's cells are the same trainings in the first two arms (one run each), and the grads arm's
+first-order cells are the fixed-epoch arm's.
 Learning rates are tuned per (arm, optimizer, batch size) on a validation split
 carved from the training set (``n_val`` images, stratified), with ``tune_seeds``
 seeds that are not the grid's seeds, by the same response (peak accuracy at the
 arm's evaluation points) measured on validation. The test set is never used to
 choose anything.
 
-The notebook calls, in order: ``tune_lr(cfg)``, ``run_grid(cfg, chosen)``,
-``cells(df)``, ``analyze(df, cfg)``, ``tables(results)``, ``claims(results, cfg)``;
+The notebook calls, in order: ``tune_lr(cfg)``, ``run_grid(cfg, chosen)``, ``arms.run_converged(cfg, chosen)``,
+``arms.stack``, then ``analysis``'s ``cells(df)``, ``analyze(df, cfg)``, ``tables(results)``, ``claims(results, cfg)``;
 the figures are in ``s04_figures``. Trainings go through ``sweeps.run`` (local processes or a Dask
 cluster; finished jobs resume from a store keyed by this module's job function).
 """
