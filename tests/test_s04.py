@@ -294,10 +294,13 @@ def test_converged_job_reports_test_accuracy_at_the_best_validation_reading():
     val, test = out["val_curve"], out["curve"]
     k = int(np.argmax(val))
     assert out["best_acc"] == test[k] and out["val_acc"] == max(val) and len(val) == len(test)
-    assert len(val) - 1 - k == 2 and len(val) < 60                  # stopped after 2 readings without a gain
+    assert len(val) - 1 - k == 2 and len(val) < 60 and out["stopped_early"]   # 2 readings without a gain
     assert out["updates"] == len(val) * 4 and out["best_update"] == (k + 1) * 4
     capped = s04.arms.converged_job(**kw, epochs=3, patience=50)    # the cap ends a run that never stalls
-    assert len(capped["curve"]) == 3 and capped["curve"] == test[:3]
+    assert len(capped["curve"]) == 3 and capped["curve"] == test[:3] and not capped["stopped_early"]
+    table = s04.cells(pd.DataFrame([dict(out, arm="converged", optimizer="sgdm", lr=0.1, seed=0),
+                                    dict(capped, arm="converged", optimizer="sgdm", lr=0.1, seed=1)]))
+    assert table["stopped_early"].tolist() == [0.5]
 
 
 def test_converged_arm_reuses_the_step_matched_lr_and_follows_seed_offset(monkeypatch, tmp_path):

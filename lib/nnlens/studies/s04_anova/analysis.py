@@ -19,14 +19,18 @@ TERMS = {"C(batch)": "batch", "C(optimizer)": "optimizer", "C(optimizer):C(batch
 def cells(df: pd.DataFrame) -> pd.DataFrame:
     """Per (arm, optimizer, batch) cell: lr, updates (the most a seed made), n, mean/sd/var of peak accuracy,
     mean final accuracy, diverged runs, gradient evaluations per update, and SophiaH's clipped and
-    non-positive-curvature shares.
+    non-positive-curvature shares; with the converged arm, ``stopped_early`` (share of its runs that the patience,
+    not the cap, ended; empty in the other arms).
     (CPU seconds stay out: a published table must not change between reruns; ``cpu_seconds`` sums them.)"""
+    extra = {"stopped_early": ("stopped_early", "mean")} if "stopped_early" in df.columns else {}
+    if extra:
+        df = df.assign(stopped_early=df["stopped_early"].astype(float))
     return (df.groupby(["arm", "optimizer", "batch"], sort=False)
             .agg(lr=("lr", "first"), updates=("updates", "max"), n=(RESPONSE, "size"),
                  mean_best=(RESPONSE, "mean"), sd_best=(RESPONSE, "std"), var_best=(RESPONSE, "var"),
                  mean_final=("final_acc", "mean"), diverged=("finite", lambda f: int((~f.astype(bool)).sum())),
                  grad_evals=("grad_evals_per_update", "mean"), clip_fraction=("clip_fraction", "mean"),
-                 hessian_nonpositive=("hessian_nonpositive", "mean"))
+                 hessian_nonpositive=("hessian_nonpositive", "mean"), **extra)
             .reset_index())
 
 
