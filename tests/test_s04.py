@@ -36,14 +36,34 @@ def _arm(p_hc3=1e-6, worst_batches=(1024, 1024, 1024, 16, 64), lower=2, higher=0
             "full_batch": 1024}
 
 
-def _verdicts(steps=None, epochs=None):
-    rows = s04.claims({"steps": steps or _arm(), "epochs": epochs or _arm()}, CFG)
+def _all(**arms):
+    return {a: arms.get(a) or _arm() for a in s04.ARMS}
+
+
+def _verdicts(**arms):
+    rows = s04.claims(_all(**arms), CFG)
     assert all(isinstance(r, report.Row) for r in rows)
     return {r.id: r.holds for r in rows}
 
 
 def test_claims_hold_on_results_that_support_them():
-    assert _verdicts() == {f"04.{i}": True for i in range(1, 7)}
+    assert _verdicts() == {f"04.{i}": True for i in range(1, 11)}
+
+
+def test_new_arms_give_the_batch_and_full_batch_claims_each_failing_on_its_own():
+    rows = {r.id: r for r in s04.claims(_all(), CFG)}
+    assert "gradient-evaluation-matched" in rows["04.7"].statement and "early-stopped" in rows["04.10"].statement
+    assert not any("variance" in rows[i].statement for i in ("04.7", "04.8", "04.9", "04.10"))   # too few seeds
+    assert _verdicts(grads=_arm(p_hc3=0.2)) == {**_verdicts(), "04.7": False}                 # null: no batch effect
+    assert _verdicts(grads=_arm(worst_batches=(16, 64, 1024, 256, 16))) == {**_verdicts(), "04.8": False}
+    assert _verdicts(converged=_arm(p_hc3=0.2)) == {**_verdicts(), "04.9": False}
+    assert _verdicts(converged=_arm(worst_batches=(1024, 16, 64, 16, 256))) == {**_verdicts(), "04.10": False}
+
+
+def test_eta_table_has_every_arm_and_term():
+    t = s04.eta_table(_all())
+    assert list(t["arm"]) == list(s04.ARMS) and (t["eta_batch"] == 0.6).all() and (t["eta_interaction"] == 0.05).all()
+    assert (t["p_hc3_batch"] == 1e-6).all() and set(t["label"]) == set(s04.ARM_LABELS.values())
 
 
 def test_each_claim_fails_on_its_own_in_either_arm():
@@ -57,7 +77,7 @@ def test_each_claim_fails_on_its_own_in_either_arm():
 
 def test_04_1_uses_the_robust_test_not_the_classical_one():
     r = _arm(p_hc3=0.08)                       # classical p = 1e-9 and aligned-rank p = 1e-7 would pass
-    row = s04.claims({"steps": r, "epochs": _arm()}, CFG)[0]
+    row = s04.claims(_all(steps=r), CFG)[0]
     assert row.holds is False and "HC3" in row.value and "classical p = 1.00e-09" in row.value
 
 
@@ -65,12 +85,12 @@ def test_04_3_counts_both_directions():
     assert _verdicts(steps=_arm(lower=1, higher=2))["04.3"] is False     # the audit's case: one lower, two higher
     assert _verdicts(steps=_arm(lower=2, higher=2))["04.3"] is False     # a tie is not "lower"
     assert _verdicts(steps=_arm(lower=2, higher=1))["04.3"] is True
-    row = s04.claims({"steps": _arm(lower=1, higher=2), "epochs": _arm()}, CFG)[2]
+    row = s04.claims(_all(steps=_arm(lower=1, higher=2)), CFG)[2]
     assert "lower: @16 x0.2" in row.value and "higher: @64 x5" in row.value
 
 
 def test_04_3_is_inconclusive_when_the_design_cannot_detect_the_effect():
-    rows = {r.id: r for r in s04.claims({"steps": _arm(lower=0, mde=6.0), "epochs": _arm(lower=0, mde=2.0)}, CFG)}
+    rows = {r.id: r for r in s04.claims(_all(steps=_arm(lower=0, mde=6.0), epochs=_arm(lower=0, mde=2.0)), CFG)}
     assert rows["04.3"].verdict == "inconclusive" and "ratio of 6x" in rows["04.3"].note
     assert rows["04.6"].verdict == "does not hold"                       # could detect 2x, found nothing
 
@@ -99,7 +119,7 @@ def test_min_detectable_ratio_falls_with_seeds():
 
 def test_claims_need_the_study_config():
     with pytest.raises(TypeError, match="Study04"):
-        s04.claims({"steps": _arm(), "epochs": _arm()}, profiles.load("01", "default"))
+        s04.claims(_all(), profiles.load("01", "default"))
 
 
 # --------------------------------------------------------------------------- design
@@ -119,6 +139,9 @@ def test_default_split_and_budgets():
     assert set(steps["updates"]) == {CFG.epochs * 64}                                  # step-matched exactly
     assert list(steps["eval_every"]) == [1, 4, 16, 64] and list(steps["epochs"]) == [3, 12, 48, 192]
     assert list(epochs["epochs"]) == [CFG.epochs] * 4 and list(epochs["updates"]) == [192, 48, 12, 3]
+    grads, conv = b[b["arm"] == "grads"], b[b["arm"] == "converged"]
+    assert set(grads["grad_evals"]) == {CFG.epochs * 1024} and list(grads["epochs"]) == [CFG.epochs] * 4
+    assert set(conv["updates"]) == {s04.CONVERGED_CAP * CFG.epochs * 64} and list(conv["eval_every"]) == [1, 4, 16, 64]
     with pytest.raises(ValueError, match="n_val"):
         s04.splits("digits", 100, 80, 50)
 
@@ -163,7 +186,7 @@ def test_lr_walk_finds_the_peak_outside_the_start_window(monkeypatch):
     table, chosen = s04.tune_lr(cfg)
     got = chosen.groupby("optimizer")["lr"].agg(set).to_dict()
     assert got == {o: {lr} for o, lr in peak.items()}
-    assert set(chosen["arm"]) == set(s04.ARMS) and len(chosen) == 2 * len(cfg.batch_sizes) * len(cfg.optimizers)
+    assert set(chosen["arm"]) == set(s04.TUNED) and len(chosen) == 3 * len(cfg.batch_sizes) * len(cfg.optimizers)
     jobs = [j for c in calls for j in c]
     assert {j["split"] for j in jobs} == {"val"}
     assert {j["seed"] for j in jobs} == {s04.TUNE_SEED0 + i for i in range(cfg.tune_seeds)}
@@ -194,12 +217,15 @@ def test_shared_cells_run_once(monkeypatch):
     calls = []
     monkeypatch.setattr(s04.runs.sweeps, "run", lambda fn, grid, **kw: calls.append(grid) or pd.DataFrame(
         [{**g, "best_acc": 0.5, "cpu_seconds": 1.0, "batch": g["batch_size"] or 256} for g in grid]))
-    chosen = pd.DataFrame([{"arm": a, "optimizer": o, "batch_size": b, "lr": 0.1} for a in s04.ARMS
+    chosen = pd.DataFrame([{"arm": a, "optimizer": o, "batch_size": b, "lr": 0.1} for a in s04.TUNED
                            for o in SMOKE.optimizers for b in SMOKE.batch_sizes])
     df = s04.run_grid(SMOKE, chosen)
     n_cells = len(SMOKE.optimizers) * SMOKE.seeds
-    assert len(df) == 2 * len(SMOKE.batch_sizes) * n_cells
-    assert len(calls[0]) == len(df) - n_cells                       # the smallest batch: one run for both arms
+    first = len(s04.orders(SMOKE)[0]) * len(SMOKE.batch_sizes) * SMOKE.arm_seeds
+    assert len(df) == 3 * len(SMOKE.batch_sizes) * n_cells
+    assert len(calls[0]) == len(df) - n_cells - first      # the smallest batch: one run for steps and epochs; the
+    grads = df[df["arm"] == "grads"]                        # grads arm's first-order cells are the epochs arm's jobs
+    assert grads["grad_budget"].isna().eq(grads["optimizer"].isin(s04.orders(SMOKE)[0])).all()
 
 
 def test_sophia_uses_curvature_and_lbfgs_counts_its_gradient_evaluations():
@@ -249,3 +275,48 @@ def test_seed_offset_moves_the_grid_seeds_to_a_disjoint_set(monkeypatch, tmp_pat
                                for b in runs.budgets(cfg).itertuples() for o in cfg.optimizers])
         runs.run_grid(cfg, chosen, store=tmp_path)
     assert seen[0] == set(range(3)) and seen[1] == {100_000 + i for i in range(3)}
+
+
+def test_gradient_matched_job_reads_at_fractions_of_its_budget():
+    kw = dict(dataset="digits", n_train=200, n_val=40, n_test=60, model="mlp", width=8, depth=1, seed=0,
+              split="test", batch_size=40, epochs=3, eval_every=1)
+    plain = s04.train_job(**kw, optimizer="sgdm", lr=0.1)
+    assert s04.train_job(**kw, optimizer="sgdm", lr=0.1, grad_budget=3 * 160)["curve"] == plain["curve"]
+    lbfgs = s04.train_job(**kw, optimizer="lbfgs", lr=1.0, grad_budget=3 * 160)
+    assert len(lbfgs["curve"]) == 3 and lbfgs["updates"] * lbfgs["grad_evals_per_update"] * 40 >= 3 * 160
+    assert lbfgs["updates"] < plain["updates"] / 3                  # ~6 evaluations per update: far fewer updates
+
+
+def test_converged_job_reports_test_accuracy_at_the_best_validation_reading():
+    kw = dict(dataset="digits", n_train=200, n_val=40, n_test=60, model="mlp", width=8, depth=1, seed=0,
+              optimizer="sgdm", lr=0.1, batch_size=40, eval_every=1)
+    out = s04.arms.converged_job(**kw, epochs=60, patience=2)
+    val, test = out["val_curve"], out["curve"]
+    k = int(np.argmax(val))
+    assert out["best_acc"] == test[k] and out["val_acc"] == max(val) and len(val) == len(test)
+    assert len(val) - 1 - k == 2 and len(val) < 60 and out["stopped_early"]   # 2 readings without a gain
+    assert out["updates"] == len(val) * 4 and out["best_update"] == (k + 1) * 4
+    capped = s04.arms.converged_job(**kw, epochs=3, patience=50)    # the cap ends a run that never stalls
+    assert len(capped["curve"]) == 3 and capped["curve"] == test[:3] and not capped["stopped_early"]
+    table = s04.cells(pd.DataFrame([dict(out, arm="converged", optimizer="sgdm", lr=0.1, seed=0),
+                                    dict(capped, arm="converged", optimizer="sgdm", lr=0.1, seed=1)]))
+    assert table["stopped_early"].tolist() == [0.5]
+
+
+def test_converged_arm_reuses_the_step_matched_lr_and_follows_seed_offset(monkeypatch, tmp_path):
+    from nnlens.studies.s04_anova import runs
+    seen = []
+
+    def fake_run(cfg, jobs, store, address, fn=None):
+        seen.extend(jobs)
+        return pd.DataFrame([dict(j, best_acc=0.5, cpu_seconds=0.0, batch=j["batch_size"] or 256) for j in jobs])
+
+    monkeypatch.setattr(runs, "_run", fake_run)
+    cfg = profiles.load("04", "smoke", seed_offset=1)
+    chosen = pd.DataFrame([{"arm": a, "optimizer": o, "batch_size": b, "lr": 0.1 if a == "steps" else 9.0}
+                           for a in s04.TUNED for o in cfg.optimizers for b in cfg.batch_sizes])
+    df = s04.run_converged(cfg, chosen, store=tmp_path)
+    assert {j["lr"] for j in seen} == {0.1} and {j["seed"] for j in seen} == {100_000 + i for i in range(3)}
+    assert set(df["arm"]) == {"converged"}
+    assert len(df) == len(cfg.optimizers) * len(cfg.batch_sizes) * cfg.converged_seeds
+    assert {j["epochs"] for j in seen if j["batch_size"] == 64} == {s04.CONVERGED_CAP * cfg.epochs}

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +126,63 @@ def test_divergence_stops_training_and_is_reported():
     cfg = train.TrainConfig(optimizer="sgd", lr=1e6, epochs=20, batch_size=0, schedule="constant", loss="mse")
     r = train.fit(spec, td, cfg, cache=False)
     assert r.diverged and len(r.history) < 20
+
+
+def _slow_count(monkeypatch):
+    """Counts per-example gradient evaluations the obvious way: every loss computed with grad enabled (a
+    forward and backward over its batch) and every torch.autograd.grad call (a Hessian-vector product over the
+    last batch)."""
+    seen = {"n": 0, "last": 0}
+    real_loss, real_grad = train.loss_fn, torch.autograd.grad
+
+    def loss_fn(kind):
+        f = real_loss(kind)
+
+        def counted(out, y):
+            if torch.is_grad_enabled():
+                seen["n"] += len(y)
+                seen["last"] = len(y)
+            return f(out, y)
+        return counted
+
+    def grad(*a, **kw):
+        seen["n"] += seen["last"]
+        return real_grad(*a, **kw)
+    monkeypatch.setattr(train, "loss_fn", loss_fn)
+    monkeypatch.setattr(torch.autograd, "grad", grad)
+    return seen
+
+
+@pytest.mark.parametrize("opt,bs", [("sgdm", 50), ("adam", 0), ("lbfgs", 50), ("lbfgs", 0), ("adahessian", 50),
+                                    ("sophiah", 30)])
+def test_gradient_budget_counts_like_the_slow_count_and_stops_at_the_cap(opt, bs, digits, monkeypatch):
+    spec = models.spec_for("mlp", digits, width=16, depth=1)
+    seen = _slow_count(monkeypatch)
+    cap = 2 * len(digits.x_train)                                      # the work of 2 epochs of a first-order run
+    cfg = train.TrainConfig(optimizer=opt, lr=0.5 if opt == "lbfgs" else 0.01, epochs=10, batch_size=bs,
+                            schedule="constant")
+    h = train.fit(spec, digits, cfg, cache=False, max_grad_evals=cap, readings=4).history
+    assert h["grad_evals"].iloc[-1] == seen["n"]                       # the fast count is the slow count
+    b = train.effective_batch(len(digits.x_train), bs)
+    per_step = {"sgdm": 1, "adam": 1, "adahessian": 2, "sophiah": 2, "lbfgs": 4}[opt]   # L-BFGS: one line search
+    assert cap <= seen["n"] < cap + per_step * b                       # stopped once spent, within one update
+    assert h["reading"].tolist() == [1, 2, 3, 4] and h["grad_evals"].is_monotonic_increasing
+    marks = np.arange(1, 5) * cap / 4
+    assert (h["grad_evals"].to_numpy() >= marks).all()                 # each reading at or after its mark
+    if opt in ("sgdm", "adam"):
+        assert h["epoch"].iloc[-1] == 2 and h["grad_evals"].iloc[-1] == cap    # first order: exactly 2 epochs
+    if opt == "adahessian":
+        assert h["epoch"].iloc[-1] == 1                                # a Hessian-vector product every step
+
+
+def test_gradient_budget_of_first_order_epochs_is_the_uncapped_run(digits):
+    spec = models.spec_for("mlp", digits, width=16, depth=1)
+    cfg = train.TrainConfig(optimizer="sgdm", lr=0.05, epochs=3, batch_size=40, schedule="constant")
+    plain = train.fit(spec, digits, cfg, cache=False)
+    capped = train.fit(spec, digits, replace(cfg, epochs=50), cache=False, max_grad_evals=3 * len(digits.x_train),
+                       readings=3)
+    assert capped.history["test_acc"].tolist() == plain.history["test_acc"].tolist()
+    for a, b in zip(plain.model.parameters(), capped.model.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="max_grad_evals"):
+        train.fit(spec, digits, cfg, max_grad_evals=10)                # needs cache=False

@@ -9,7 +9,8 @@ pytorch-optimizer 3.8.2 draws its Rademacher probe vectors as
 ``randint_like(p, 0, 1) * 2 - 1``, which is always -1 (the upper bound is
 exclusive), so AdaHessian's default estimate is the Hessian's row sums, not its
 diagonal. ``_Hutchinson`` overrides that one method with a correct Rademacher draw
-(±1 with equal probability); everything else is the package's code.
+(±1 with equal probability) and counts its Hessian-vector products in ``hvp_count`` (one per probe);
+everything else is the package's code.
 """
 from __future__ import annotations
 
@@ -32,14 +33,16 @@ def _hutchinson_class(cls):
     """``cls`` with a correct Rademacher draw in its Hutchinson Hessian-diagonal estimate."""
 
     class _Hutchinson(cls):
-        @staticmethod
+        hvp_count = 0                             # Hessian-vector products so far (train.GradBudget counts them)
+
         @torch.no_grad()
-        def compute_hutchinson_hessian(param_groups, state, num_samples: int = 1, alpha: float = 1.0,
+        def compute_hutchinson_hessian(self, param_groups, state, num_samples: int = 1, alpha: float = 1.0,
                                        distribution: str = "gaussian") -> None:
             params = [p for g in param_groups for p in g["params"]
                       if p.requires_grad and p.grad is not None and not p.grad.is_sparse]
             if not params:
                 return
+            self.hvp_count += num_samples
             grads = [p.grad for p in params]      # carry their graph: backward(create_graph=True)
             for i in range(num_samples):
                 if distribution == "rademacher":

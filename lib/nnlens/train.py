@@ -113,7 +113,8 @@ def cache_key(spec: dict, ds, cfg: TrainConfig) -> str:
 
 def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool | None = None,
         device: str | torch.device | None = None,
-        on_epoch: Callable[[int, nn.Module], None] | None = None, eval_every: int = 1) -> FitResult:
+        on_epoch: Callable[[int, nn.Module], None] | None = None, eval_every: int = 1,
+        max_grad_evals: int | None = None, readings: int = 1) -> FitResult:
     """Train ``models.build(spec)`` on ``ds`` with ``cfg``; cached by a hash of all three.
 
     ``ds`` needs x_train, y_train, x_test, y_test (and ``fingerprint`` when cached).
@@ -122,9 +123,16 @@ def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool 
     ``eval_every=k`` evaluates (one history row, the divergence check) only every k epochs and
     after the last one, for runs whose evaluation costs as much as their steps (full-batch GD);
     it needs ``cache=False`` (a cached history would not say which rows it kept).
+    ``max_grad_evals=B`` caps the compute (``GradBudget``: per-example gradient evaluations): training stops
+    once B are spent, mid-epoch if needed (``cfg.epochs`` is then only an upper bound), and the history has one
+    row per reading, taken after the update that reaches each of ``readings`` equal fractions of B (columns
+    ``reading``, ``grad_evals`` and ``updates`` added); it needs ``cache=False`` and ``eval_every=1``. Off by
+    default: a run without it trains exactly as before.
     """
     if not isinstance(eval_every, int) or eval_every < 1:
         raise ValueError(f"eval_every must be an int >= 1, got {eval_every!r}")
+    if max_grad_evals is not None and (cache or eval_every != 1 or max_grad_evals < 1 or readings < 1):
+        raise ValueError("max_grad_evals needs cache=False, eval_every=1, a cap >= 1 and readings >= 1")
     if eval_every != 1 and cache:
         raise ValueError("eval_every needs cache=False: the cache keys full per-epoch histories")
     if not isinstance(cfg, TrainConfig):
@@ -145,7 +153,8 @@ def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool 
                 blob = torch.load(path, map_location="cpu", weights_only=False)
                 model.load_state_dict(blob["state_dict"])
                 return FitResult(model.to(device).eval(), pd.DataFrame(blob["history"]), key, True)
-        history = _train(model.to(device), spec, ds, cfg, device, progress, on_epoch, eval_every)
+        budget = GradBudget(max_grad_evals, readings)
+        history = _train(model.to(device), spec, ds, cfg, device, progress, on_epoch, eval_every, budget)
     model.eval()
     if not cache:
         return FitResult(model, history, "", False)
@@ -155,14 +164,16 @@ def fit(spec: dict, ds, cfg: TrainConfig, *, cache: bool = True, progress: bool 
     return FitResult(model, history, key, False)
 
 
-def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch, eval_every: int = 1) -> pd.DataFrame:
-    """The loop of ``fit``: one row per epoch; stops after an epoch with a non-finite training loss."""
+def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch, eval_every: int = 1,
+           budget: GradBudget | None = None) -> pd.DataFrame:
+    """The loop of ``fit``: one row per epoch (per reading under a cap); stops after a non-finite training loss."""
     opt = make_optimizer(model.parameters(), cfg)  # unknown names fail here, with the valid ones
     info = OPTIMIZERS[cfg.optimizer]
     fn = loss_fn(cfg.loss)
     n = len(ds.x_train)
     bs = effective_batch(n, cfg.batch_size)
     steps_per_epoch = -(-n // bs)
+    budget = budget or GradBudget()
     sched = None
     if cfg.schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: {', '.join(SCHEDULES)}")
@@ -182,27 +193,87 @@ def _train(model, spec, ds, cfg: TrainConfig, device, progress, on_epoch, eval_e
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         perm = torch.randperm(n, generator=g).to(device)
-        _steps(model, opt, info, fn, sched, x_all, y_all, perm, bs)
+        budget.read = lambda k, epoch=epoch: rows.extend(_reading(model, ds, cfg, epoch, t0, budget, k))
+        _steps(model, opt, info, fn, sched, x_all, y_all, perm, bs, budget)
+        if budget.cap is not None:                    # capped: the readings came from inside the steps
+            if bar is not None:
+                bar.update(1)
+            if budget.stop:
+                break
+            continue
         if epoch % eval_every and epoch != cfg.epochs:
             if bar is not None:
                 bar.update(1)
             if on_epoch is not None:
                 on_epoch(epoch, model)
             continue
-        tr_loss, tr_acc = evaluate(model, ds.x_train, ds.y_train, cfg.loss)
-        te_loss, te_acc = evaluate(model, ds.x_test, ds.y_test, cfg.loss)
-        rows.append({"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc,
-                     "test_loss": te_loss, "test_acc": te_acc, "seconds": time.perf_counter() - t0})
+        rows.extend(_reading(model, ds, cfg, epoch, t0))
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(train=f"{tr_acc:.3f}", test=f"{te_acc:.3f}")
-        if not math.isfinite(tr_loss):
+            bar.set_postfix(train=f"{rows[-1]['train_acc']:.3f}", test=f"{rows[-1]['test_acc']:.3f}")
+        if not math.isfinite(rows[-1]["train_loss"]):
             break                                 # diverged: later epochs would only carry NaNs
         if on_epoch is not None:
             on_epoch(epoch, model)
     if bar is not None:
         bar.close()
-    return pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"])
+    extra = ["reading", "grad_evals", "updates"] if budget.cap is not None else []
+    return pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", *extra])
+
+
+def _reading(model, ds, cfg: TrainConfig, epoch: int, t0: float, budget=None, k: int = 1) -> list[dict]:
+    """The history rows of one evaluation: train and test loss and accuracy (``k`` copies, numbered, under a
+    cap: one update can reach several marks); a non-finite training loss stops a capped run."""
+    tr_loss, tr_acc = evaluate(model, ds.x_train, ds.y_train, cfg.loss)
+    te_loss, te_acc = evaluate(model, ds.x_test, ds.y_test, cfg.loss)
+    row = {"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc,
+           "seconds": time.perf_counter() - t0}
+    if budget is None:
+        return [row]
+    budget.stop = budget.stop or not math.isfinite(tr_loss)
+    model.train()
+    return [{**row, "reading": budget.done - k + j + 1, "grad_evals": budget.spent, "updates": budget.updates}
+            for j in range(k)]
+
+
+class GradBudget:
+    """Per-example gradient evaluations a training spends, against an optional cap (``fit(max_grad_evals=...)``).
+
+    Counting: a forward and backward pass over a batch of b examples is b evaluations; every closure call of a
+    closure optimizer (L-BFGS: its line search evaluates the loss and gradient several times per update) is one
+    such pass; every Hessian-vector product of a Hutchinson optimizer (AdaHessian every step, SophiaH on its
+    estimate steps; ``hvp_count``) is b more: Pearlmutter's trick computes Hv as the gradient of g . v, one more
+    backward pass through the graph of the gradient, which costs about what the gradient did (a small constant
+    times a forward pass), so it counts as one more gradient evaluation. A step starts only while budget is left;
+    L-BFGS's evaluations per step are capped at what is left (``max_eval``), but one strong-Wolfe line search
+    cannot be cut, so its last update can overrun the cap by a few evaluations (``spent`` records what was used).
+    """
+
+    def __init__(self, cap: int | None = None, readings: int = 1):
+        self.cap, self.readings, self.spent, self.done, self.stop, self.updates = cap, readings, 0, 0, False, 0
+        self.read = None                          # set by the loop: read(k) takes k readings of the model now
+
+    @property
+    def exhausted(self) -> bool:
+        return self.stop or (self.cap is not None and self.spent >= self.cap)
+
+    def add(self, n: int) -> None:
+        """Count one update's ``n`` evaluations, then take the readings whose marks (cap x j / readings) it reached."""
+        self.spent += n
+        self.updates += 1
+        if self.cap is None:
+            return
+        k = min(self.readings, self.spent * self.readings // self.cap) - self.done
+        if k > 0:
+            self.done += k
+            self.read(k)
+
+    def limit(self, opt, batch: int) -> None:
+        """Cap a closure optimizer's evaluations in its next step at the whole batches left."""
+        if self.cap is not None:
+            default = getattr(opt, "_max_eval", None) or opt.param_groups[0]["max_eval"]
+            opt._max_eval = default
+            opt.param_groups[0]["max_eval"] = max(1, min(default, (self.cap - self.spent) // batch))
 
 
 SCHEDULES = ("cosine", "warmup_cosine", "constant")
@@ -218,25 +289,37 @@ def _scheduler(opt, schedule: str, total: int, warmup: int):
     return torch.optim.lr_scheduler.SequentialLR(opt, [rise, cosine(opt, T_max=total - warmup)], milestones=[warmup])
 
 
-def _steps(model, opt, info: OptimizerInfo, fn, sched, x_all, y_all, perm, bs: int) -> None:
-    """One epoch of optimizer steps over the minibatches ``perm[i:i + bs]`` (a closure for L-BFGS-like ones)."""
+def _steps(model, opt, info: OptimizerInfo, fn, sched, x_all, y_all, perm, bs: int,
+           budget: GradBudget | None = None) -> None:
+    """One epoch of optimizer steps over the minibatches ``perm[i:i + bs]`` (a closure for L-BFGS-like ones),
+    counting gradient evaluations in ``budget`` and stopping when it is spent."""
+    budget = budget or GradBudget()
     for i in range(0, len(perm), bs):
+        if budget.exhausted:
+            return
         idx = perm[i:i + bs]
         xb, yb = x_all[idx], y_all[idx]
         if info.closure:
-            def closure(xb=xb, yb=yb):
+            calls = [0]
+
+            def closure(xb=xb, yb=yb, calls=calls):
+                calls[0] += 1
                 opt.zero_grad()
                 loss = fn(model(xb), yb)
                 loss.backward()
                 return loss
+            budget.limit(opt, len(idx))
             opt.step(closure)
+            budget.add(calls[0] * len(idx))
         else:
+            hvp0 = getattr(opt, "hvp_count", 0)
             opt.zero_grad()
             loss = fn(model(xb), yb)
             loss.backward(create_graph=info.create_graph)
             opt.step()
             if sched is not None:
                 sched.step()
+            budget.add((1 + getattr(opt, "hvp_count", 0) - hvp0) * len(idx))
 
 
 def _fit_job(spec: dict, ds, cfg: TrainConfig) -> dict:

@@ -1,7 +1,8 @@
 """Study 04's claims: one ledger row per claim of arXiv 2307.11684 in each arm, thresholds named with reasons.
 
-``claims(results, cfg)`` takes what ``runs.analyze`` returns; 04.1-04.3 are the step-matched
-(primary) arm, 04.4-04.6 the same claims in the fixed-epoch arm.
+``claims(results, cfg)`` takes what ``analysis.analyze`` returns; 04.1-04.3 are the step-matched
+(primary) arm, 04.4-04.6 the same claims in the fixed-epoch arm, 04.7-04.8 and 04.9-04.10 the first two in the
+gradient-evaluation-matched and converged arms.
 """
 from __future__ import annotations
 
@@ -59,7 +60,9 @@ def _variance_row(r: dict, id: str, tag: str) -> Row:
 
 
 # --------------------------------------------------------------------------- claims
-def _arm_claims(r: dict, arm: str, ids: tuple[str, str, str]) -> list[Row]:
+def _arm_claims(r: dict, arm: str, ids: tuple[str, ...]) -> list[Row]:
+    """The batch-size effect, "full batch is largely the worst" and (with a third id) the variance claim in
+    ``arm``; the arms with few seeds (``arm_seeds``) give two ids: too few seeds for the variance test's power."""
     tag = "" if arm == "steps" else f" [{ARM_LABELS[arm]}]"
     classical, hc3, art = r["anova"], r["anova_hc3"], r["art"]
     term = "C(batch)"
@@ -81,13 +84,17 @@ def _arm_claims(r: dict, arm: str, ids: tuple[str, str, str]) -> list[Row]:
                   n_full / len(worst), major,
                   detail=f"{n_full} of {len(worst)} optimizers worst at full batch ({full}): {at_full}; bootstrap "
                          f"share of resamples with a majority: {r['p_majority']:.2f}"),
-        _variance_row(r, ids[2], tag),
-    ]
+    ] + ([_variance_row(r, ids[2], tag)] if len(ids) > 2 else [])
 
 
 def claims(results: dict, cfg: Study04) -> list[Row]:
     """The paper's three claims in the primary (step-matched) arm, 04.1-04.3, and again in the
-    fixed-epoch arm, 04.4-04.6, from ``analyze``'s results."""
+    fixed-epoch arm, 04.4-04.6; its first two in the gradient-evaluation-matched arm, 04.7-04.8, and in the
+    converged (early-stopped) arm, 04.9-04.10, from ``analyze``'s results. The variance claim is not repeated in
+    the last two: at ``arm_seeds`` (10) or ``converged_seeds`` (4) seeds per cell the pooled test detects only
+    ratios of 6x or more (``variance.min_detectable_ratio``)."""
     _check(cfg)
     return (_arm_claims(results["steps"], "steps", ("04.1", "04.2", "04.3"))
-            + _arm_claims(results["epochs"], "epochs", ("04.4", "04.5", "04.6")))
+            + _arm_claims(results["epochs"], "epochs", ("04.4", "04.5", "04.6"))
+            + _arm_claims(results["grads"], "grads", ("04.7", "04.8"))
+            + _arm_claims(results["converged"], "converged", ("04.9", "04.10")))

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 class Study04:
     """Optimizer variance by ANOVA (arXiv 2307.11684).
 
-    Two arms share one budget, ``epochs``. Primary, step-matched: every batch size gets the
+    Four arms share one budget, ``epochs``. Primary, step-matched: every batch size gets the
     number of updates that ``epochs`` epochs give the smallest batch. Second, fixed-epoch:
     every batch size trains ``epochs`` epochs (full batch then gets the fewest updates).
-    Learning rates are tuned per (arm, optimizer, batch size) on a validation split.
+    Gradient-evaluation-matched: every cell spends the per-example gradient evaluations of
+    ``epochs`` first-order epochs. Converged: up to ``runs.CONVERGED_CAP`` step-matched budgets,
+    early-stopped on validation (``arms``). Learning rates are tuned per (arm, optimizer, batch size)
+    on a validation split (the converged arm reuses the step-matched ones).
     """
 
     dataset: str = "mnist"            # any name data.load knows: "mnist" (real MNIST, 28x28, class-balanced subsets
@@ -40,6 +43,14 @@ class Study04:
     seeds: int = 30                   # seeds per cell: each sets the init and the batch order. 30, not 10: with the
                                       # pooled family of 4 variance tests the design detects a 3x variance ratio
                                       # with 80% power (6x at 10 seeds; simulated, variance.min_detectable_ratio)
+    arm_seeds: int = 10               # seeds per cell of the gradient-evaluation-matched arm (the first of the
+                                      # grid's seeds): enough for the ANOVA's eta^2 (180 residual df), too few for
+                                      # the variance claim, which it does not repeat. Its second-order cells cost
+                                      # ~1 CPU-s per seed (capped runs), its first-order ones nothing (shared)
+    converged_seeds: int = 4          # seeds per cell of the converged arm: its runs are the study's longest
+                                      # (measured at default: 24 CPU-s per seed over the 20 cells, early stopping
+                                      # at 256-768 updates), so 4 (96 CPU-s, 60 residual df for eta^2) keeps both
+                                      # new arms near the +120 CPU-s the default reproduce can afford
     epochs: int = 3                   # the budget: 3 epochs at batch 16 = 192 updates for every batch size
                                       # (step-matched arm); 3 epochs for every batch size (fixed-epoch arm)
     schedule: str = "constant"        # learning-rate schedule of train.fit
@@ -61,7 +72,8 @@ class Study04:
 PROFILES: dict[str, dict] = {
     "smoke": dict(dataset="digits", pool=1, n_train=300, n_val=44, n_test=200, width=32,
                   optimizers=("sgdm", "adam", "lbfgs", "adahessian"),
-                  batch_sizes=(64, 0), seeds=3, epochs=2, tune_seeds=2, n_jobs=1,  # in-process: no worker start-up
+                  batch_sizes=(64, 0), seeds=3, arm_seeds=3, converged_seeds=3, epochs=2, tune_seeds=2,
+                  n_jobs=1,  # in-process: no worker start-up
                   lr_grid=(("sgdm", (0.03, 0.1, 0.3)), ("adam", (0.003, 0.01)), ("lbfgs", (1.0,)),
                            ("adahessian", (0.1, 0.3)))),
     "default": {},

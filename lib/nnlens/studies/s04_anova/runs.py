@@ -4,7 +4,7 @@
 optimizers": the same model trained many times, peak test accuracy as the
 response of a two-factor ANOVA with interaction (optimizer x batch size).
 
-Design (``config.Study04``). One budget, ``epochs``, in two arms:
+Design (``config.Study04``). One budget, ``epochs``, in four arms:
 
 - ``steps`` (primary): every batch size gets the same number of updates, the
   updates ``epochs`` epochs give the smallest batch (3 x 64 = 192 at default), and
@@ -17,15 +17,19 @@ Design (``config.Study04``). One budget, ``epochs``, in two arms:
   paper and the earlier version of this study did; full batch then gets the fewest
   updates (3, against 192 at batch 16).
 
-The smallest batch's cells are the same trainings in both arms (one run each).
+- ``grads`` and ``converged`` (issue 22: compute is not matched by updates): every cell gets the same
+  per-example gradient evaluations, or trains to early stopping on validation; ``arms`` explains both.
+
+The smallest batch's cells are the same trainings in the first two arms (one run each), and the grads arm's
+first-order cells are the fixed-epoch arm's.
 Learning rates are tuned per (arm, optimizer, batch size) on a validation split
 carved from the training set (``n_val`` images, stratified), with ``tune_seeds``
 seeds that are not the grid's seeds, by the same response (peak accuracy at the
 arm's evaluation points) measured on validation. The test set is never used to
 choose anything.
 
-The notebook calls, in order: ``tune_lr(cfg)``, ``run_grid(cfg, chosen)``,
-``cells(df)``, ``analyze(df, cfg)``, ``tables(results)``, ``claims(results, cfg)``;
+The notebook calls, in order: ``tune_lr(cfg)``, ``run_grid(cfg, chosen)``, ``arms.run_converged(cfg, chosen)``,
+``arms.stack``, then ``analysis``'s ``cells(df)``, ``analyze(df, cfg)``, ``tables(results)``, ``claims(results, cfg)``;
 the figures are in ``s04_figures``. Trainings go through ``sweeps.run`` (local processes or a Dask
 cluster; finished jobs resume from a store keyed by this module's job function).
 """
@@ -41,8 +45,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ... import paths, stats, sweeps, utils
-from . import variance
+from ... import paths, sweeps, utils
 from .config import Study04
 
 ALPHA = 0.05                 # significance level of every test (the paper's)
@@ -52,8 +55,11 @@ SEED_STRIDE = 100_000        # seed_offset k moves every grid and tuning seed by
 TUNE_SEED0 = 1000            # tuning seeds are 1000, 1001, ...: disjoint from the grid's 0..seeds-1, so no
                              # response is measured on a run that chose its own learning rate
 
-ARMS = ("steps", "epochs")
-ARM_LABELS = {"steps": "step-matched (primary)", "epochs": "fixed epochs (second arm)"}
+ARMS = ("steps", "epochs", "grads", "converged")
+TUNED = ARMS[:3]             # arms whose lr is tuned; ``converged`` reuses the step-matched choice (arms.py says why)
+ARM_LABELS = {"steps": "step-matched (primary)", "epochs": "fixed epochs (second arm)",
+              "grads": "gradient-evaluation-matched", "converged": "early-stopped on validation"}
+CONVERGED_CAP = 4            # the converged arm trains up to this many step-matched budgets (arms.py says why)
 RESPONSE = "best_acc"
 
 
@@ -87,7 +93,7 @@ def splits(dataset: str, n_train: int, n_val: int, n_test: int, pool: int = 1):
 
 def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str, model: str, width: int,
               depth: int, optimizer: str, lr: float, batch_size: int, epochs: int, eval_every: int, seed: int,
-              schedule: str = "constant", pool: int = 1) -> dict:
+              schedule: str = "constant", pool: int = 1, grad_budget: int = 0) -> dict:
     """Train one model and summarize its accuracy curve on ``split`` ("test" or "val").
 
     The seed sets the initialization and the minibatch order (``train.fit``). Accuracy is
@@ -98,6 +104,8 @@ def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str
     ``batch``, the wall ``seconds`` of training and its ``cpu_seconds`` (the cost of the job); the
     gradient evaluations per update (L-BFGS's line search spends several; 1 for the others) and, for
     SophiaH, the mean share of clipped coordinates and of coordinates whose Hessian average is <= 0.
+    ``grad_budget`` > 0 caps the training at that many per-example gradient evaluations (``train.GradBudget``)
+    and reads accuracy at ``epochs // eval_every`` equal fractions of it instead of at epochs.
     """
     from ... import models, train
 
@@ -114,21 +122,36 @@ def train_job(*, dataset: str, n_train: int, n_val: int, n_test: int, split: str
     cpu0 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # create_graph=True reference-cycle warning of Hessian optimizers
-        h = train.fit(spec, ds, cfg, cache=False, progress=False, device="cpu", eval_every=eval_every).history
+        cap = dict(max_grad_evals=grad_budget, readings=epochs // eval_every, eval_every=1) if grad_budget else {}
+        h = train.fit(spec, ds, cfg, cache=False, progress=False, device="cpu",
+                      **(cap or {"eval_every": eval_every})).history
     cpu = time.process_time() - cpu0                          # this process's CPU: the job's cost on any machine load
-    acc = dict(zip(h["epoch"], h["test_acc"].where(np.isfinite(h["train_loss"]), 0.0).fillna(0.0), strict=False))
+    at = h["reading"] * eval_every if grad_budget else h["epoch"]
+    acc = dict(zip(at, h["test_acc"].where(np.isfinite(h["train_loss"]), 0.0).fillna(0.0), strict=False))
     marks = range(eval_every, epochs + 1, eval_every)
     curve = [float(acc.get(e, 0.0)) for e in marks]           # a diverged run stops early: 0 afterwards
     n = len(ds.x_train)
     bs = train.effective_batch(n, batch_size)
     steps = -(-n // bs)
     k = int(np.argmax(curve))
+    if grad_budget:
+        done = len(h) == len(curve) and bool(np.isfinite(h["train_loss"]).all())
+        upd = [int(u) for u in h["updates"]] + [0] * (len(curve) - len(h))
+        return _result(h, curve, k, upd[k], upd[-1] if done else int(h["updates"].iloc[-1]), done, bs, cpu, optimizer)
+    finite = bool(math.isfinite(h["train_loss"].iloc[-1])) and int(h["epoch"].iloc[-1]) == epochs
+    return _result(h, curve, k, (k + 1) * eval_every * steps, epochs * steps, finite, bs, cpu, optimizer)
+
+
+def _result(h, curve: list, k: int, best_update: int, updates: int, finite: bool, bs: int, cpu: float,
+            optimizer: str) -> dict:
+    """``train_job``'s summary of one run (its docstring lists the keys)."""
+    from ... import train
+
     log = np.asarray(train.optimizer_log(optimizer), dtype=float)       # SophiaH's clip shares, L-BFGS's evaluations
     clip = log.reshape(-1, 2).mean(0) if optimizer == "sophiah" and log.size else (math.nan, math.nan)
     evals = float(log.mean()) if optimizer == "lbfgs" and log.size else 1.0
-    finite = bool(math.isfinite(h["train_loss"].iloc[-1])) and int(h["epoch"].iloc[-1]) == epochs
-    return {"best_acc": max(curve), "final_acc": curve[-1], "best_update": (k + 1) * eval_every * steps,
-            "updates": epochs * steps, "finite": finite,
+    return {"best_acc": max(curve), "final_acc": curve[-1], "best_update": best_update,
+            "updates": updates, "finite": finite,
             "batch": bs, "curve": curve, "seconds": float(h["seconds"].iloc[-1]), "cpu_seconds": cpu,
             "grad_evals_per_update": evals, "clip_fraction": float(clip[0]), "hessian_nonpositive": float(clip[1])}
 
@@ -154,7 +177,10 @@ def budgets(cfg: Study04) -> pd.DataFrame:
     ``steps``: ``k = round(steps_per_epoch(smallest) / steps_per_epoch(b))`` epochs per reading,
     ``epochs * k`` epochs, so every batch size gets ``epochs * steps_per_epoch(smallest)``
     updates (exactly when the batch sizes divide n, as at default). ``epochs``: ``epochs``
-    epochs and a reading after each.
+    epochs and a reading after each. ``grads``: the per-example gradient evaluations of the ``epochs`` arm's
+    first-order runs (``grad_evals`` = epochs x n), read at ``epochs`` equal fractions of it (``updates`` is what a
+    first-order optimizer gets; second-order ones get fewer). ``converged``: ``CONVERGED_CAP`` times the ``steps``
+    budget, read as often, an upper bound (``arms.converged_job`` stops early).
     """
     from ... import train
 
@@ -166,32 +192,42 @@ def budgets(cfg: Study04) -> pd.DataFrame:
     rows = []
     for arm in ARMS:
         for b in cfg.batch_sizes:
-            k = max(1, round(s_min / steps[b])) if arm == "steps" else 1
-            rows.append({"arm": arm, "batch_size": b, "batch": eff[b], "epochs": cfg.epochs * k, "eval_every": k,
-                         "updates": cfg.epochs * k * steps[b]})
+            k = max(1, round(s_min / steps[b])) if arm in ("steps", "converged") else 1
+            m = CONVERGED_CAP if arm == "converged" else 1
+            rows.append({"arm": arm, "batch_size": b, "batch": eff[b], "epochs": cfg.epochs * k * m, "eval_every": k,
+                         "updates": cfg.epochs * k * m * steps[b], "grad_evals": cfg.epochs * k * m * n})
     return pd.DataFrame(rows)
 
 
 def job_params(cfg: Study04, budget, optimizer: str, lr: float, seed: int, split: str) -> dict:
-    """The ``train_job`` keyword arguments of one training: ``budget`` is a row of ``budgets(cfg)``."""
-    return dict(dataset=cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, split=split,
+    """The ``train_job`` keyword arguments of one training: ``budget`` is a row of ``budgets(cfg)``.
+
+    In the ``grads`` arm a second-order optimizer gets the cap ``grad_budget``; a first-order one spends exactly
+    one evaluation per example, so its job is the ``epochs`` arm's, the same key, run once (``sweeps.job_key``).
+    """
+    from ... import train
+
+    cap = budget.arm == "grads" and train.OPTIMIZERS[optimizer].order == 2
+    return dict(**({"grad_budget": int(budget.grad_evals)} if cap else {}), dataset=cfg.dataset, n_train=cfg.n_train,
+                n_val=cfg.n_val, n_test=cfg.n_test, split=split,
                 model=cfg.model, width=cfg.width, depth=cfg.depth, optimizer=optimizer, lr=float(lr),
                 batch_size=int(budget.batch_size), epochs=int(budget.epochs), eval_every=int(budget.eval_every),
                 seed=int(seed), schedule=cfg.schedule, pool=cfg.pool)
 
 
-def _run(cfg: Study04, jobs: list[dict], store, address: str) -> pd.DataFrame:
+def _run(cfg: Study04, jobs: list[dict], store, address: str, fn=None) -> pd.DataFrame:
     """Run the distinct jobs once (both arms share the smallest batch's) and return one row per job.
 
     ``sweeps.run`` gives each worker process one thread but leaves an in-process run
     (``n_jobs=1``) on torch's default; these models are so small that a second thread only
     spins (15x the CPU per training measured on 2 busy cores), so in-process runs get one too.
     """
-    unique = list({sweeps.job_key(train_job, j): j for j in jobs}.values())
+    fn = fn or train_job                                      # the job function (``arms.converged_job`` too)
+    unique = list({sweeps.job_key(fn, j): j for j in jobs}.values())
     with utils.one_thread():
-        df = sweeps.run(train_job, unique, store=store, address=address, n_jobs=cfg.n_jobs, threads=1)
-    by_key = {sweeps.job_key(train_job, j): r for j, r in zip(unique, df.to_dict("records"), strict=False)}
-    return pd.DataFrame([by_key[sweeps.job_key(train_job, j)] for j in jobs])
+        df = sweeps.run(fn, unique, store=store, address=address, n_jobs=cfg.n_jobs, threads=1)
+    by_key = {sweeps.job_key(fn, j): r for j, r in zip(unique, df.to_dict("records"), strict=False)}
+    return pd.DataFrame([by_key[sweeps.job_key(fn, j)] for j in jobs])
 
 
 def default_store():
@@ -207,7 +243,8 @@ def tune_lr(cfg: Study04, *, store=None, address: str = "") -> tuple[pd.DataFram
     three candidates; while the best (mean over ``tune_seeds`` seeds of peak validation
     accuracy, ties to the smaller lr) is at the edge of what was tried and the ladder goes
     on, try the next one out. All cells advance together, each round one parallel sweep.
-    Returns (every candidate tried: arm, optimizer, batch_size, batch, lr, val_mean, val_sd,
+    Returns (every candidate tried: arm, optimizer, batch_size, batch, updates, grad_budget (the cap of a
+    gradient-matched second-order run, else 0), lr, val_mean, val_sd,
     chosen, cpu_s (CPU seconds of its trainings; the smallest batch's appear in both arms, counted
     in each); the chosen lr per cell with ``at_edge`` when it is the ladder's end).
     """
@@ -221,7 +258,7 @@ def tune_lr(cfg: Study04, *, store=None, address: str = "") -> tuple[pd.DataFram
     if unsorted:
         raise ValueError(f"cfg.lr_grid ladders must be increasing without repeats; fix those of {unsorted}")
     seeds = [TUNE_SEED0 + SEED_STRIDE * cfg.seed_offset + i for i in range(cfg.tune_seeds)]
-    cells = [(b, o) for b in budgets(cfg).itertuples() for o in cfg.optimizers]
+    cells = [(b, o) for b in budgets(cfg).itertuples() for o in cfg.optimizers if b.arm in TUNED]
     tried = {}
     for b, o in cells:
         mid = len(ladders[o]) // 2
@@ -262,10 +299,12 @@ def _advance(cells, tried: dict, scores: dict, ladders: dict, done: dict) -> Non
 def _lr_tables(cfg: Study04, scores: dict, costs: dict, done: dict, ladders: dict):
     """(every candidate tried, the chosen lr per cell) from the walk's scores."""
     budget = budgets(cfg).set_index(["arm", "batch_size"])
+    second = orders(cfg)[1]
     rows = []
     for (arm, bs, o, i), acc in scores.items():
+        cap = int(budget.loc[(arm, bs), "grad_evals"]) if arm == "grads" and o in second else 0
         rows.append({"arm": arm, "optimizer": o, "batch_size": bs, "batch": int(budget.loc[(arm, bs), "batch"]),
-                     "updates": int(budget.loc[(arm, bs), "updates"]), "lr": ladders[o][i],
+                     "updates": int(budget.loc[(arm, bs), "updates"]), "grad_budget": cap, "lr": ladders[o][i],
                      "val_mean": float(acc.mean()),
                      "val_sd": float(acc.std(ddof=1)) if len(acc) > 1 else math.nan,
                      "chosen": done[(arm, bs, o)] == i, "cpu_s": float(costs[(arm, bs, o, i)])})
@@ -273,7 +312,7 @@ def _lr_tables(cfg: Study04, scores: dict, costs: dict, done: dict, ladders: dic
     table["arm"] = pd.Categorical(table["arm"], ARMS)
     table["optimizer"] = pd.Categorical(table["optimizer"], list(cfg.optimizers))
     table = table.sort_values(["arm", "optimizer", "batch", "lr"]).reset_index(drop=True)
-    chosen = table[table["chosen"]].drop(columns=["chosen", "cpu_s", "updates"]).reset_index(drop=True)
+    chosen = table[table["chosen"]].drop(columns=["chosen", "cpu_s", "updates", "grad_budget"]).reset_index(drop=True)
     chosen["at_edge"] = [lr in (ladders[o][0], ladders[o][-1]) and len(ladders[o]) > 1
                          for o, lr in zip(chosen["optimizer"], chosen["lr"], strict=False)]
     for t in (table, chosen):
@@ -281,110 +320,27 @@ def _lr_tables(cfg: Study04, scores: dict, costs: dict, done: dict, ladders: dic
     return table, chosen
 
 
+def seeds(cfg: Study04, arm: str) -> range:
+    """The grid seeds of ``arm``: ``seeds`` per cell in the first two arms, ``arm_seeds`` in ``grads`` and
+    ``converged_seeds`` in ``converged``, all moved by ``seed_offset`` (the new arms' seeds are the first of the
+    others', so shared jobs run once)."""
+    n = {"grads": cfg.arm_seeds, "converged": cfg.converged_seeds}.get(arm, cfg.seeds)
+    return range(SEED_STRIDE * cfg.seed_offset, SEED_STRIDE * cfg.seed_offset + n)
+
+
 def run_grid(cfg: Study04, chosen: pd.DataFrame, *, store=None, address: str = "") -> pd.DataFrame:
-    """Every (arm, batch size, optimizer, seed) training with the cell's tuned lr, scored on test.
+    """Every (tuned arm, batch size, optimizer, seed) training with the cell's tuned lr, scored on test.
 
     One row each: arm, the job's params, then ``train_job``'s results.
     """
     _check(cfg)
     store = (default_store() if store is None else store) / "grid"
     lr = chosen.set_index(["arm", "optimizer", "batch_size"])["lr"]
-    plan = [(b, o, s) for b in budgets(cfg).itertuples() for o in cfg.optimizers
-            for s in range(SEED_STRIDE * cfg.seed_offset, SEED_STRIDE * cfg.seed_offset + cfg.seeds)]
+    plan = [(b, o, s) for b in budgets(cfg).itertuples() if b.arm in TUNED for o in cfg.optimizers
+            for s in seeds(cfg, b.arm)]
     jobs = [job_params(cfg, b, o, lr[(b.arm, o, b.batch_size)], s, "test") for b, o, s in plan]
     df = _run(cfg, jobs, store, address)
     df.insert(0, "arm", [b.arm for b, _, _ in plan])
     order = {a: i for i, a in enumerate(ARMS)}
     return df.sort_values(["arm", "batch", "optimizer", "seed"], key=lambda c: c.map(order) if c.name == "arm" else c,
                           kind="stable").reset_index(drop=True)
-
-
-def cells(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (arm, optimizer, batch) cell: lr, updates, n, mean/sd/var of peak accuracy, mean final accuracy,
-    diverged runs, gradient evaluations per update, and SophiaH's clipped and non-positive-curvature shares.
-    (CPU seconds stay out: a published table must not change between reruns; ``cpu_seconds`` sums them.)"""
-    return (df.groupby(["arm", "optimizer", "batch"], sort=False)
-            .agg(lr=("lr", "first"), updates=("updates", "first"), n=(RESPONSE, "size"),
-                 mean_best=(RESPONSE, "mean"), sd_best=(RESPONSE, "std"), var_best=(RESPONSE, "var"),
-                 mean_final=("final_acc", "mean"), diverged=("finite", lambda f: int((~f.astype(bool)).sum())),
-                 grad_evals=("grad_evals_per_update", "mean"), clip_fraction=("clip_fraction", "mean"),
-                 hessian_nonpositive=("hessian_nonpositive", "mean"))
-            .reset_index())
-
-
-def cpu_seconds(df: pd.DataFrame, column: str = "cpu_seconds") -> float:
-    """CPU seconds of the distinct trainings (or candidates) in ``df``: a row both arms share counts once."""
-    keys = [c for c in ("optimizer", "batch", "updates", "lr", "seed") if c in df.columns]
-    return float(df.drop_duplicates(keys)[column].sum())
-
-
-def analyze(df: pd.DataFrame, cfg: Study04) -> dict:
-    """The statistics of each arm of the grid ``df``: {arm: dict of the model and tables}.
-
-    Per arm: ``model`` (OLS of ``best_acc ~ C(optimizer) * C(batch)``), ``anova`` (Type II,
-    partial eta²), ``anova_hc3`` (the same F tests with HC3 covariance), ``art`` (aligned
-    rank transform ANOVA), ``diagnostics`` (residual normality, cell-variance spread),
-    ``tukey`` (between batch sizes), ``brown_forsythe`` (equal variance across optimizers,
-    per batch size), ``pooled_variance`` (the 04.3 family: per batch size, second- against first-order
-    cells pooled, Brown-Forsythe, Holm over the batch sizes), ``variance_ratios`` (every pair's and the
-    pooled variance ratio with a bootstrap interval of its log), ``mde_ratio`` and ``power`` (the fold
-    reduction this design detects with 80% power, by simulation, and the power curve), ``worst`` (each
-    optimizer's batch size with the lowest mean and the bootstrap share of resamples in which full batch is lowest),
-    ``p_majority`` (bootstrap share in which a majority is lowest at full batch), ``full_batch``.
-    """
-    first, second = orders(cfg)
-    factors = ("optimizer", "batch")
-    out = {}
-    for arm in ARMS:
-        part = df[df["arm"] == arm]
-        model = stats.ols(part, RESPONSE, factors)
-        full = int(part["batch"].max())
-        pooled = variance.pooled_tests(part, RESPONSE, first, second)
-        n_seeds = int(part.groupby(["optimizer", "batch"]).size().min())
-        mde, power = variance.min_detectable_ratio(n_seeds, len(first), len(second), len(pooled))
-        boot, counts = stats.lowest_mean_bootstrap(part, RESPONSE, full, n_boot=N_BOOT, seed=0)
-        worst = stats.lowest_mean_level(part, RESPONSE).merge(boot.rename(columns={"p_lowest": "p_full_lowest"}))
-        out[arm] = {
-            "model": model,
-            "anova": stats.anova(part, RESPONSE, factors),
-            "anova_hc3": stats.anova(part, RESPONSE, factors, robust="hc3"),
-            "art": stats.aligned_rank_anova(part, RESPONSE, factors),
-            "diagnostics": stats.residual_diagnostics(model, factors),
-            "tukey": stats.tukey(part, RESPONSE, "batch", alpha=ALPHA),
-            "brown_forsythe": stats.brown_forsythe_by(part, RESPONSE, "optimizer", "batch"),
-            "variance_ratios": variance.ratio_intervals(part, RESPONSE, first, second),
-            "pooled_variance": pooled,
-            "mde_ratio": mde,
-            "power": power,
-            "n_seeds": n_seeds,
-            "worst": worst,
-            "p_majority": float(np.mean(counts > FULL_BATCH_MAJORITY * len(worst))),
-            "full_batch": full,
-        }
-    return out
-
-
-def tables(results: dict) -> dict[str, pd.DataFrame]:
-    """``analyze``'s tables with both arms stacked (an ``arm`` column first), ready for ``Outputs.save_table``."""
-    def stack(f):
-        return pd.concat([f(arm, r).assign(arm=arm) for arm, r in results.items()], ignore_index=True).pipe(
-            lambda t: t[["arm", *[c for c in t.columns if c != "arm"]]])
-
-    def anova(arm, r):
-        a = r["anova"].rename(columns={"F": "F", "PR(>F)": "p"})
-        a = a.join(r["anova_hc3"][["F", "PR(>F)"]].rename(columns={"F": "F_hc3", "PR(>F)": "p_hc3"}))
-        a = a.join(r["art"][["F", "PR(>F)"]].rename(columns={"F": "F_art", "PR(>F)": "p_art"}))
-        return a.rename_axis("term").reset_index()
-
-    return {
-        "anova": stack(anova),
-        "diagnostics": stack(lambda arm, r: pd.DataFrame([r["diagnostics"]])),
-        "tukey_batch": stack(lambda arm, r: r["tukey"]),
-        "brown_forsythe": stack(lambda arm, r: r["brown_forsythe"]),
-        "variance_ratios": stack(lambda arm, r: r["variance_ratios"]),
-        "pooled_variance": stack(lambda arm, r: r["pooled_variance"]),
-        "power": stack(lambda arm, r: r["power"]),
-        "worst": stack(lambda arm, r: r["worst"]),
-    }
-
-
