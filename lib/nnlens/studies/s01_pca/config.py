@@ -40,11 +40,20 @@ class Study01:
     pool: int = 0                     # conv taps average-pooled to pool x pool before PCA (0 = the full maps)
     collapse_tol: float = 0.02        # surrogates agree when max - min of kNN/NCC/SVM accuracy <= this
     nc1_onset: float = 1.0            # NC1-based onset: first layer from which NC1 stays <= this
+    # Networks beyond ``seeds`` (issue 22), each one network at network seed seeds[0] on the split of ``seed``
+    # (so the stability reruns move them), probed on k <= k_max only (v* and the onsets need no more):
+    ladder_widths: tuple = (2, 4)     # 01.1: v* against width, beside ``width`` (whose rung is the seeds above).
+                                      # Measured, one thread, CPU-s per epoch at 1000 images: width 2 1.6, 4 2.8,
+                                      # 8 6.9, 16 16.5, 32 39.7; probing 44 s at width 8, ~2x per doubling. One
+                                      # width-16 network costs ~330 CPU-s, twice the study's +150 budget, so the
+                                      # default ladder goes down (2/4/8: the slope of v* against log2(width) is
+                                      # the trend toward 64); ``paper``-size ladders set (16, 32) here
+    long_epochs: int = 0              # 01.5: one more network at ``width`` trained this many epochs (0 = none)
 
 
 PROFILES: dict[str, dict] = {
     "smoke": dict(dataset="clutter", n_train=300, n_test=150, width=4, epochs=3, lr=0.05, k_max=16,
-                  seeds=(0, 1), svm_cs=(0.1, 1.0)),
+                  seeds=(0, 1), svm_cs=(0.1, 1.0), ladder_widths=(2, 8), long_epochs=6),   # every path, ~+20 s
     "default": {},
     # paper: CIFAR-10, full-width ResNet-18, unpooled maps, on 10000 training images (not 50000): every
     # tap's unpooled activations are held at once, ~330k floats per image at width 64, ~13 GB for 10000.
