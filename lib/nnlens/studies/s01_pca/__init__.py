@@ -11,7 +11,7 @@
 The notebook imports this package as ``study`` and calls the names below.
 """
 from .claims import ROWS, V_STAR_MAX, best_per_layer, claims, equivalence, nc1_null_quantile
-from .config import PROFILES, Study01
+from .config import PROFILES, Study01, networks
 from .figures import (
     plot_accuracy_vs_k,
     plot_accuracy_vs_variance,
@@ -21,7 +21,8 @@ from .figures import (
     plot_vstar,
     plot_vstar_vs_width,
 )
-from .ladder import PAPER_WIDTH, network_onsets, networks, trend
+from .ladder import PAPER_WIDTH, network_onsets, trend
+from .ladder import table as ladder_table
 from .runs import (
                       EXTRA_KS,
                       K_DETERMINE,
@@ -45,5 +46,5 @@ __all__ = ["EXTRA_KS", "K_DETERMINE", "NEAR_NETWORK", "PROFILES", "ROWS", "SVM_K
            "best_per_layer", "claims", "determine_gaps", "equivalence", "layer_features", "load_data",
            "nc1_null_quantile", "onsets", "plot_accuracy_vs_k", "plot_accuracy_vs_variance", "plot_collapse",
            "plot_scree", "plot_training", "plot_vstar", "plot_vstar_vs_width", "PAPER_WIDTH", "network_onsets",
-           "networks", "trend", "probe_layer", "run", "run_seed", "summary", "top_k",
+           "networks", "trend", "ladder_table", "probe_layer", "run", "run_seed", "summary", "top_k",
            "train_config", "train_network", "vstar"]

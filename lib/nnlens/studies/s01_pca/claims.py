@@ -201,10 +201,7 @@ def row_onset(results: dict, cfg: Study01) -> Row:
     at the last block in every network, the guess cannot be told apart (inconclusive)."""
     nc = results["collapse"]
     order = list(nc[nc["seed"] == nc["seed"].iloc[0]].sort_values("depth")["layer"])
-    on = results.get("network_onsets")
-    if on is None:
-        on = ladder.network_onsets(results, cfg)
-    sc = _onset_scores(on, order)
+    sc = _onset_scores(ladder.network_onsets(results, cfg), order)
     mv = sc[sc["moved"]]
     value = ("; ".join(f"{r.network}: surrogates {r.probes}, NC1 {r.nc1}" for r in sc.itertuples())
              + f"; agree in {int(sc['agree'].sum())} of {len(sc)} networks; NC1's onset more than "

@@ -6,7 +6,7 @@ checks and applies them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,14 @@ class Study01:
     # Networks beyond ``seeds`` (issue 22), each one network at network seed seeds[0] on the split of ``seed``
     # (so the stability reruns move them), probed on k <= k_max only (v* and the onsets need no more):
     ladder_widths: tuple = (2, 4)     # 01.1: v* against width, beside ``width`` (whose rung is the seeds above).
-                                      # Measured, one thread, CPU-s per epoch at 1000 images: width 2 1.6, 4 2.8,
-                                      # 8 6.9, 16 16.5, 32 39.7; probing 44 s at width 8, ~2x per doubling. One
-                                      # width-16 network costs ~330 CPU-s, twice the study's +150 budget, so the
-                                      # default ladder goes down (2/4/8: the slope of v* against log2(width) is
-                                      # the trend toward 64); ``paper``-size ladders set (16, 32) here
-    long_epochs: int = 0              # 01.5: one more network at ``width`` trained this many epochs (0 = none)
+                                      # Measured, one thread, CPU-s per epoch at 1000 images: width 2 3.2, 4 4.1
+                                      # (loaded machine), 8 6.9, 16 16.5, 32 39.7 (quiet); probing all of a seed
+                                      # 44 s at width 8, ~2x per doubling of width. One width-16 network costs
+                                      # ~330 CPU-s, twice the +150 CPU-s the default may add, so the default
+                                      # ladder goes down (2/4/8, ~135 CPU-s: the slope of v* against log2(width)
+                                      # is the trend toward 64); set (16, 32) to go up (~330 + ~800 CPU-s)
+    long_epochs: int = 0              # 01.5: one more network at ``width`` trained this many epochs (0 = none);
+                                      # 0 at default: 3 x 15 epochs at width 8 is ~350 CPU-s, over that budget
 
 
 PROFILES: dict[str, dict] = {
@@ -57,5 +59,16 @@ PROFILES: dict[str, dict] = {
     "default": {},
     # paper: CIFAR-10, full-width ResNet-18, unpooled maps, on 10000 training images (not 50000): every
     # tap's unpooled activations are held at once, ~330k floats per image at width 64, ~13 GB for 10000.
-    "paper": dict(dataset="cifar10", n_train=10000, n_test=0, width=64, epochs=200, lr=0.1),
+    "paper": dict(dataset="cifar10", n_train=10000, n_test=0, width=64, epochs=200, lr=0.1, ladder_widths=(16, 32)),
 }
+
+
+def networks(cfg: Study01) -> list[tuple[str, Study01]]:
+    """(label, config) of every network beyond ``cfg.seeds``: one per ladder width, then the longer-trained one;
+    each config's ``seeds`` is ``cfg.seeds[:1]``."""
+    one = tuple(cfg.seeds[:1])
+    out = [(f"width {w}", replace(cfg, width=w, seeds=one)) for w in sorted(set(cfg.ladder_widths))
+           if w != cfg.width]
+    if cfg.long_epochs and cfg.long_epochs != cfg.epochs:
+        out.append((f"width {cfg.width}, {cfg.long_epochs} epochs", replace(cfg, epochs=cfg.long_epochs, seeds=one)))
+    return out

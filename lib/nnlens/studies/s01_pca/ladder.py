@@ -1,37 +1,24 @@
 """Study 01's networks beyond the seeds (issue 22): a width ladder for 01.1 and a null for 01.5.
 
 At width 8 the first PC alone carries 9-28% of a layer's variance, so "<= 25% of the variance" means at most 3
-components and v* is decided by the width: ``networks(cfg)`` adds one network per width of
-``cfg.ladder_widths`` and, when ``cfg.long_epochs``, one network at ``cfg.width`` trained longer (a network whose
-collapse may start earlier, so that 01.5's last-block guess can fail). Each is trained at network seed
+components and v* is decided by the width: ``config.networks(cfg)`` adds one network per width of
+``cfg.ladder_widths`` and, when ``cfg.long_epochs``, one network at ``cfg.width`` trained longer (a network
+whose collapse may start earlier, so that 01.5's last-block guess can fail). Each is trained at network seed
 ``cfg.seeds[0]`` on the split of ``cfg.seed`` (so the stability reruns move them) and probed on k <= k_max
 (``runs.probe_layer(full=False)``). ``table`` gives v* per network, ``trend`` its slope against log2(width),
 ``network_onsets`` both collapse onsets of every network.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 
-from .config import Study01
+from .config import Study01, networks
 from .runs import vstar
 
 PAPER_WIDTH = 64
 LADDER_COLUMNS = ["network", "width", "epochs", "seeds", "layer", "dim", "k_star", "pcs_share", "v_star",
                   "v_star_sd", "test_acc"]
-
-
-def networks(cfg: Study01) -> list[tuple[str, Study01]]:
-    """(label, config) of every network beyond ``cfg.seeds``: one per ladder width, then the longer-trained one;
-    each config's ``seeds`` is ``cfg.seeds[:1]``."""
-    one = tuple(cfg.seeds[:1])
-    out = [(f"width {w}", replace(cfg, width=w, seeds=one)) for w in sorted(set(cfg.ladder_widths))
-           if w != cfg.width]
-    if cfg.long_epochs and cfg.long_epochs != cfg.epochs:
-        out.append((f"width {cfg.width}, {cfg.long_epochs} epochs", replace(cfg, epochs=cfg.long_epochs, seeds=one)))
-    return out
 
 
 def best_layer(results: dict, cfg: Study01) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ... import collapse, data, features, models, probes, train, utils
-from .config import Study01
+from .config import Study01, networks
 
 # v* (01.1) = the least cumulative explained variance at which some probe comes within NEAR_NETWORK of the
 # network's test accuracy on the integer k grid ("high-accuracy classification", the paper's words).
@@ -185,11 +185,9 @@ def _frames(parts: list[dict], raw_knn: float) -> dict:
 
 def run(cfg: Study01, ds, raw_knn: float) -> dict:
     """``run_seed`` for every seed in ``cfg.seeds``; frames concatenated, plus onsets per seed. The networks of
-    ``ladder.networks(cfg)`` (other widths, longer training) are trained and probed beside them: their results
-    are under "extra" ({label: results}), and "ladder" and "network_onsets" summarize all networks."""
-    from . import ladder
-
-    extra = ladder.networks(cfg)                  # [(label, config)]
+    ``config.networks(cfg)`` (other widths, longer training) are trained and probed beside them: their results
+    are under "extra" ({label: results}); ``ladder.table`` and ``ladder.network_onsets`` summarize them."""
+    extra = networks(cfg)                         # [(label, config)]
     jobs = [(models.spec_for("resnet18", ds, width=cfg.width), ds, train_config(cfg, s)) for s in cfg.seeds]
     jobs += [(models.spec_for("resnet18", ds, width=c.width), ds, train_config(c, c.seeds[0])) for _, c in extra]
     train.fit_many(jobs, n_jobs=2, progress=False)    # 2 processes, 1 thread each (cached)
@@ -203,8 +201,6 @@ def run(cfg: Study01, ds, raw_knn: float) -> dict:
         sub = _frames([part], raw_knn)
         sub["onsets"] = onsets(sub["probes"], sub["collapse"], c)
         res["extra"][label] = sub
-    res["ladder"] = ladder.table(res, cfg)
-    res["network_onsets"] = ladder.network_onsets(res, cfg)
     return res
 
 
