@@ -170,7 +170,7 @@ def probe_seeds(cfg: Study01, ds, n_jobs: int = 2, extra: tuple = ()) -> list[di
     numbers as a loop (every step runs single-threaded either way), ~n_jobs times sooner."""
     tasks = [(cfg, s, True) for s in cfg.seeds] + [(c, c.seeds[0], False) for c in extra]
     if n_jobs == 1 or len(tasks) == 1:
-        return [_run_seed_one_thread(*t) for t in tasks]
+        return [_run_seed_one_thread(c, ds, s, f) for c, s, f in tasks]
     from joblib import Parallel, delayed
 
     return Parallel(n_jobs=min(n_jobs, len(tasks)))(delayed(_run_seed_one_thread)(c, ds, s, f) for c, s, f in tasks)
