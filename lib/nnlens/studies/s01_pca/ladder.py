@@ -83,4 +83,8 @@ def network_onsets(results: dict, cfg: Study01) -> pd.DataFrame:
     for label, res in results.get("extra", {}).items():
         parts.append(res["onsets"].assign(network=label, width=configs[label].width, epochs=configs[label].epochs))
     cols = ["network", "width", "epochs", "seed", "probes", "nc1", "distance"]
-    return pd.concat(parts, ignore_index=True)[cols]
+    out = pd.concat(parts, ignore_index=True)[cols]
+    for col in ("probes", "nc1"):                        # no onset: None in every row (the frames mix None and NaN)
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
+    out["distance"] = pd.to_numeric(out["distance"])
+    return out
