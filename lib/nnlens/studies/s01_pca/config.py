@@ -49,8 +49,12 @@ class Study01:
                                       # ~330 CPU-s, twice the +150 CPU-s the default may add, so the default
                                       # ladder goes down (2/4/8, ~135 CPU-s: the slope of v* against log2(width)
                                       # is the trend toward 64); set (16, 32) to go up (~330 + ~800 CPU-s)
-    long_epochs: int = 0              # 01.5: one more network at ``width`` trained this many epochs (0 = none);
-                                      # 0 at default: 3 x 15 epochs at width 8 is ~350 CPU-s, over that budget
+    long_epochs: int = 0              # 01.5: one more network at ``width`` trained this many epochs (0 = none).
+                                      # 0 at default, measured once at seed 0 (loaded machine): width 8 at 45
+                                      # epochs costs 251 + 49 CPU-s (test 0.855, v* 0.512) and width 16 at 15
+                                      # 217 + 74 (test 0.834, v* 0.419 at layer4.0); in both NC1's onset moves
+                                      # only to layer4.0 (NC1 0.986, 0.980; surrogates layer4.1), still within
+                                      # one tap of the last block: neither lets the last-block guess fail
 
 
 PROFILES: dict[str, dict] = {
