@@ -43,12 +43,13 @@ class Study01:
     # Networks beyond ``seeds`` (issue 22), each one network at network seed seeds[0] on the split of ``seed``
     # (so the stability reruns move them), probed on k <= k_max only (v* and the onsets need no more):
     ladder_widths: tuple = (2, 4)     # 01.1: v* against width, beside ``width`` (whose rung is the seeds above).
-                                      # Measured, one thread, CPU-s per epoch at 1000 images: width 2 3.2, 4 4.1
-                                      # (loaded machine), 8 6.9, 16 16.5, 32 39.7 (quiet); probing all of a seed
-                                      # 44 s at width 8, ~2x per doubling of width. One width-16 network costs
-                                      # ~330 CPU-s, twice the +150 CPU-s the default may add, so the default
-                                      # ladder goes down (2/4/8, ~135 CPU-s: the slope of v* against log2(width)
-                                      # is the trend toward 64); set (16, 32) to go up (~330 + ~800 CPU-s)
+                                      # Measured, one thread, CPU-s per epoch at 1000 images: width 2 2.3,
+                                      # 4 3.3, 8 6.9, 16 16.5, 32 39.7; probing all of a seed 44 s at width 8,
+                                      # ~2x per doubling of width. One width-16 network costs ~300 CPU-s, twice
+                                      # the +150 CPU-s the default may add, so the default ladder goes down
+                                      # (2/4/8: 35 + 50 CPU-s of training, 9 + 12 of probing); the slope of v*
+                                      # against log2(width) is the trend toward 64. (16, 32) goes up (~300 +
+                                      # ~750 CPU-s)
     long_epochs: int = 0              # 01.5: one more network at ``width`` trained this many epochs (0 = none).
                                       # 0 at default, measured once at seed 0 (loaded machine): width 8 at 45
                                       # epochs costs 251 + 49 CPU-s (test 0.855, v* 0.512) and width 16 at 15
