@@ -1,5 +1,7 @@
 """Study 01 (PCA surrogates, neural collapse): claims on hand-built results (each holding and failing),
 v* and the 01.2 gaps on small frames, and the fast probe paths against scikit-learn."""
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,6 +122,57 @@ def test_01_5_is_inconclusive_when_the_last_block_guess_agrees_as_often():
     assert row.verdict == "inconclusive" and "last-block guess" in row.note
 
 
+def _with_extra(results, label, **kw):
+    """``results`` plus one extra network (seed 0 of ``_results(**kw)``) under ``label``."""
+    sub = {k: v[v["seed"] == 0].reset_index(drop=True) if isinstance(v, pd.DataFrame) and "seed" in v else v
+           for k, v in _results(**kw).items()}
+    return {**results, "extra": {label: sub}}
+
+
+def test_01_5_holds_only_when_the_surrogates_agree_where_nc1s_onset_leaves_the_last_block():
+    cfg = replace(CFG, long_epochs=45)
+    label = "width 8, 45 epochs"
+    base = _results(onset=("b2", "b2"))                                 # the seeds: both onsets at the last block
+    null = {r.id: r for r in s01.claims(_with_extra(base, label, onset=("pool", "b2")), cfg)}["01.5"]
+    assert null.verdict == "inconclusive" and "cannot tell" in null.note    # the guess agrees everywhere
+    effect = s01.claims(_with_extra(base, label, onset=("b1", "b1")), cfg)[5]   # NC1 moves to b1, surrogates too
+    assert effect.verdict == "holds" and "in 1, where they agree in 1" in effect.value
+    miss = s01.claims(_with_extra(base, label, onset=("b2", "stem")), cfg)[5]   # NC1 moves, the surrogates do not
+    assert miss.verdict == "does not hold"
+    none = s01.claims(_results(onset=(None, None)), cfg)[5]                 # no network collapses
+    assert none.verdict == "untestable" and "no collapse onset" in none.note
+    on = s01.network_onsets(_with_extra(base, label), cfg)
+    assert list(on["network"]) == ["width 8, seed 0", "width 8, seed 1", "width 8, seed 2", label]
+
+
+def test_01_1_is_judged_at_the_widest_rung_with_the_slope_against_width():
+    cfg = replace(CFG, ladder_widths=(16,))
+    narrow = _results(reach_k=64)                                       # width 8: v* = 64/128 = 0.5
+    effect = s01.claims(_with_extra(narrow, "width 16", reach_k=12), cfg)[1]   # width 16: v* = 12/128
+    assert effect.verdict == "holds" and "widths 8/16, judged at 16" in effect.statement
+    assert "slope -0.406 per doubling" in effect.value and "0.094 at b2, k*=12" in effect.value
+    null = s01.claims(_with_extra(narrow, "width 16", reach_k=48), cfg)[1]     # width 16: v* = 0.375
+    assert null.verdict == "does not hold" and null.value.startswith("0.3750")
+    lad = s01.ladder.table(_with_extra(narrow, "width 16", reach_k=12), cfg)
+    assert list(lad["width"]) == [8, 16] and list(lad["seeds"]) == [3, 1]
+    assert np.allclose(lad["pcs_share"], [64 / 512, 12 / 512]) and (lad["layer"] == "b2").all()
+
+
+def test_extra_networks_follow_the_seeds_and_skip_the_main_width():
+    nets = s01.networks(replace(CFG, seeds=(5, 6), ladder_widths=(16, 4, 8), long_epochs=45))
+    assert [label for label, _ in nets] == ["width 4", "width 16", "width 8, 45 epochs"]
+    assert all(c.seeds == (5,) for _, c in nets) and nets[2][1].epochs == 45 and nets[2][1].width == CFG.width
+
+
+def test_light_probing_gives_the_same_rows_up_to_k_max():
+    x, y = _clusters(500, 300, seed=3)
+    cfg = replace(CFG, k_max=8, svm_cs=(0.1, 1.0))
+    full = pd.DataFrame(s01.probe_layer(x[:300], y[:300], x[300:], y[300:], cfg)["rows"])
+    light = s01.probe_layer(x[:300], y[:300], x[300:], y[300:], cfg, full=False)
+    assert not light["pairs"]
+    pd.testing.assert_frame_equal(pd.DataFrame(light["rows"]), full[full["k"] <= 8].reset_index(drop=True))
+
+
 def test_01_2_ignores_layers_of_at_most_200_dims():
     assert _verdicts(gap100=-0.05, gap_layer="mid")["01.2"] == "holds"
 
@@ -178,8 +231,6 @@ def test_svm_c_chosen_by_cross_validation_converges():
 
 
 def test_the_dataset_is_a_config_choice_passed_to_data_load():
-    from dataclasses import replace
-
     ds, raw = s01.load_data(replace(CFG, dataset="digits", n_train=200, n_test=100))
     assert len(ds.x_train) == 200 and 0.5 < raw <= 1.0
     with pytest.raises(ValueError, match="valid datasets"):
@@ -210,15 +261,17 @@ def test_span_coordinates_keep_inner_products_with_training_rows():
 
 
 def test_seeds_probed_in_processes_equal_the_loop(tmp_path, monkeypatch):
-    from dataclasses import replace
-
     monkeypatch.setenv("NNLENS_CACHE", str(tmp_path))
     cfg = replace(CFG, dataset="digits", n_train=120, n_test=60, width=2, epochs=1, seeds=(0, 1), k_max=4,
                   svm_cs=(0.1, 1.0))
     ds, _ = s01.load_data(cfg)
-    for s in cfg.seeds:
-        s01.runs.train_network(cfg, ds, s)
-    loop, par = s01.runs.probe_seeds(cfg, ds, n_jobs=1), s01.runs.probe_seeds(cfg, ds, n_jobs=2)
+    extra = (replace(cfg, width=3, seeds=(0,)),)                # a ladder network, probed on k <= k_max only
+    for c in (cfg, *extra):
+        for s in c.seeds:
+            s01.runs.train_network(c, ds, s)
+    loop = s01.runs.probe_seeds(cfg, ds, n_jobs=1, extra=extra)
+    par = s01.runs.probe_seeds(cfg, ds, n_jobs=2, extra=extra)
+    assert len(par) == 3 and par[2]["pairs"].empty and (par[2]["probes"]["k"] <= cfg.k_max).all()
     for a, b in zip(loop, par, strict=True):
         assert a["net"] == b["net"]
         for key in ("probes", "svm", "collapse", "pairs"):

@@ -10,8 +10,9 @@ import pandas as pd
 from scipy import stats as st
 
 from ...report import Row, Threshold
+from . import ladder
 from .config import Study01
-from .runs import K_DETERMINE, NEAR_NETWORK, vstar
+from .runs import K_DETERMINE, NEAR_NETWORK
 
 # ------------------------------------------------------------------ thresholds (fixed before any run)
 RAW_GAP = Threshold(
@@ -65,26 +66,29 @@ def row_data(results: dict, cfg: Study01) -> Row:
 
 
 def row_vstar(results: dict, cfg: Study01) -> Row:
-    """01.1: v* <= 0.25 in some layer, labelled with the width (v* is decided by it: issue 22)."""
-    vs = vstar(results, cfg)
-    complete = vs.groupby("layer").filter(lambda g: g["v_star"].notna().all())
-    per_layer = complete.groupby(["depth", "layer"])["v_star"].agg(["mean", "std"]).reset_index()
+    """01.1: v* <= 0.25 in some layer, judged at the widest rung of the width ladder (v* is decided by the width:
+    issue 22), with the slope of v* against log2(width) as the trend toward the paper's 64."""
+    lad = ladder.table(results, cfg)
+    r = ladder.rungs(lad, cfg)
+    top = r.iloc[-1]
+    tr = ladder.trend(lad, cfg)
+    widths = "/".join(str(int(w)) for w in r["width"])
     stmt = (f"in some layer, ~20% of the variance suffices for high-accuracy classification (v*; ResNet-18 "
-            f"width {cfg.width}, the paper's is 64)")
-    ladder = results.get("ladder")
-    extra = ""
-    if ladder is not None and len(ladder):  # optional: v* of other widths (runs do not make it at default)
-        extra = "; v* against width: " + ", ".join(
-            f"{int(w)}: {m:.3f}" for w, m in ladder.groupby("width")["v_star_min"].mean().items())
-    if not len(per_layer):
-        return Row("01.1", stmt, f"no layer where a probe reaches network − {NEAR_NETWORK} with k <= "
-                   f"{cfg.k_max} in every seed{extra}", V_STAR, False)
-    best = per_layer.loc[per_layer["mean"].idxmin()]
-    seeds_v = complete[complete["layer"] == best["layer"]].sort_values("seed")
-    sd = 0.0 if np.isnan(best["std"]) else best["std"]
-    detail = (f"{best['layer']}; per seed " + ", ".join(f"{v:.3f} at k={int(k)} {p}" for v, k, p in zip(
-        seeds_v["v_star"], seeds_v["k_star"], seeds_v["probe"], strict=False)) + f"; sd {sd:.3f}{extra}")
-    return Row.judge("01.1", stmt, best["mean"], V_STAR, detail=detail)
+            f"widths {widths}, judged at {int(top['width'])}; the paper's is {ladder.PAPER_WIDTH})")
+    rungs = "; ".join(
+        f"width {int(x.width)} ({x.seeds} seed{'s' if x.seeds > 1 else ''}): " + (
+            f"{x.v_star:.3f} at {x.layer}, k*={x.k_star:.3g} ({100 * x.pcs_share:.1f}% of its PCs), network "
+            f"{x.test_acc:.3f}" if isinstance(x.layer, str) else f"no layer within reach at k <= {cfg.k_max}")
+        for x in r.itertuples())
+    trend = (f"; slope {tr['slope']:+.3f} per doubling of width over {tr['n_rungs']} rungs (extrapolated to "
+             f"{ladder.PAPER_WIDTH}: {tr['at_paper_width']:.3f}, not judged)" if tr["n_rungs"] >= 2 else "")
+    t = Threshold(V_STAR.name, f"least over layers of mean v* at the widest rung (width {int(top['width'])})",
+                  V_STAR.op, V_STAR.value, f"{V_STAR.reason}; judged at the widest rung because v* moves with "
+                  "the width and that rung is the nearest to the paper's network (the slope says which way)")
+    if not isinstance(top["layer"], str):
+        return Row("01.1", stmt, f"no layer where a probe reaches network − {NEAR_NETWORK} with k <= {cfg.k_max} "
+                   f"in every seed at width {int(top['width'])}; {rungs}{trend}", t, False)
+    return Row.judge("01.1", stmt, top["v_star"], t, detail=f"{rungs}{trend}")
 
 
 def equivalence(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -179,27 +183,43 @@ def row_collapse(results: dict, cfg: Study01) -> Row:
                reasons=(f"NC1_RHO_NULL: {t.reason}.",))
 
 
+def _onset_scores(on: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Per network: whether the two onsets agree (within ONSET_MAX_BLOCKS; both absent counts as agreeing: neither
+    sees collapse) and whether NC1's onset is more than ONSET_MAX_BLOCKS taps from the last block (``moved``:
+    the last-block guess misses it there)."""
+    guess, idx = len(order) - 2, {name: i for i, name in enumerate(order)}
+    has = [isinstance(x, str) for x in on["nc1"]]
+    agree = [(d is not None and not pd.isna(d) and d <= ONSET_MAX_BLOCKS) or (not isinstance(p, str) and not h)
+             for d, p, h in zip(on["distance"], on["probes"], has, strict=True)]
+    moved = [h and abs(idx[n] - guess) > ONSET_MAX_BLOCKS for n, h in zip(on["nc1"], has, strict=True)]
+    return on.assign(agree=agree, moved=moved)
+
+
 def row_onset(results: dict, cfg: Study01) -> Row:
-    """01.5: the surrogates' onset agrees with NC1's, and more often than the last-block guess does."""
-    on, nc = results["onsets"], results["collapse"]
+    """01.5: the surrogates' onset agrees with NC1's in every network (the seeds and the extra networks), and
+    beats the last-block guess: it must agree where NC1's onset is away from the last block. If NC1's onset is
+    at the last block in every network, the guess cannot be told apart (inconclusive)."""
+    nc = results["collapse"]
     order = list(nc[nc["seed"] == nc["seed"].iloc[0]].sort_values("depth")["layer"])
-    guess = len(order) - 2                                   # the last residual block (the tap before the pool)
-    idx = {name: i for i, name in enumerate(order)}
-    method = [r.distance is not None and not pd.isna(r.distance) and r.distance <= ONSET_MAX_BLOCKS
-              for r in on.itertuples()]
-    null = [r.nc1 is not None and not pd.isna(r.nc1) and abs(idx[r.nc1] - guess) <= ONSET_MAX_BLOCKS
-            for r in on.itertuples()]
-    value = ("; ".join(f"seed {r.seed}: surrogates {r.probes}, NC1 {r.nc1}" for r in on.itertuples())
-             + f"; agree in {sum(method)} of {len(method)} seeds, the last-block guess ({order[guess]}) in "
-             f"{sum(null)} of {len(null)}")
-    t = Threshold("ONSET_MAX_BLOCKS", "distance between the two onsets, every seed", "<=", ONSET_MAX_BLOCKS,
-                  "one tap of slack for the two tolerances; the null is the last-block guess scored the same way")
-    note, verdict = "", all(method) and sum(method) > sum(null)
-    if all(method) and sum(null) >= sum(method):
+    sc = _onset_scores(ladder.network_onsets(results, cfg), order)
+    mv = sc[sc["moved"]]
+    value = ("; ".join(f"{r.network}: surrogates {r.probes}, NC1 {r.nc1}" for r in sc.itertuples())
+             + f"; agree in {int(sc['agree'].sum())} of {len(sc)} networks; NC1's onset more than "
+             f"{ONSET_MAX_BLOCKS} tap from the last block ({order[-2]}) in {len(mv)}, where they agree in "
+             f"{int(mv['agree'].sum())}")
+    t = Threshold("ONSET_MAX_BLOCKS", "distance between the two onsets, every network", "<=", ONSET_MAX_BLOCKS,
+                  "one tap of slack for the two tolerances; the null is the last-block guess scored the same way, "
+                  "which misses only networks whose NC1 onset is further than that from the last block")
+    note, verdict = "", bool(sc["agree"].all())
+    if verdict and not any(isinstance(x, str) for x in sc["nc1"]):
+        verdict = "untestable"
+        note = (f"NC1 does not fall to {cfg.nc1_onset} by the last layer in any of the {len(sc)} networks: no "
+                "collapse onset to estimate")
+    elif verdict and not len(mv):
         verdict = "inconclusive"
-        note = (f"the last-block guess agrees with NC1 as often ({sum(null)} of {len(null)}): collapse starts "
-                "within one tap of the last block here, so this design cannot tell the surrogates from a fixed "
-                "guess (needs a network where collapse starts earlier)")
+        note = (f"NC1's onset is within one tap of the last block in all {len(sc)} networks (widths "
+                f"{sorted(set(int(w) for w in sc['width']))}), so the last-block guess agrees as often: this design "
+                "cannot tell the surrogates from a fixed guess (needs a network where collapse starts earlier)")
     return Row("01.5", "surrogate agreement estimates the layer where collapse begins", value, t, verdict,
                note=note)
 

@@ -182,3 +182,31 @@ def plot_collapse(nc: pd.DataFrame):
     fig.suptitle("Neural collapse against depth (mean ± sd over seeds)", y=1.02)
     fig.tight_layout()
     return fig
+
+
+def plot_vstar_vs_width(ladder: pd.DataFrame, epochs: int, v_max: float, paper_width: int = 64):
+    """v* (least over layers, mean over seeds, ±1 sd where there are seeds) against the ResNet-18 width, log2 axis;
+    networks trained longer than ``epochs`` drawn apart; the threshold and the paper's width marked."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    rungs = ladder[ladder["epochs"] == epochs].sort_values("width")
+    ax.errorbar(rungs["width"], rungs["v_star"], yerr=rungs["v_star_sd"].fillna(0.0), fmt="o-", color="tab:blue",
+                capsize=3, label=f"{epochs} epochs (sd over seeds where > 1)")
+    for x in rungs.itertuples():
+        if isinstance(x.layer, str):
+            ax.annotate(f"{x.layer}, k*={x.k_star:.3g}", (x.width, x.v_star), textcoords="offset points",
+                        xytext=(4, 6), fontsize="x-small")
+    longer = ladder[ladder["epochs"] != epochs]
+    if len(longer):
+        ax.plot(longer["width"], longer["v_star"], "s", color="tab:orange", label="trained longer: " + ", ".join(
+            f"{int(e)} epochs" for e in sorted(longer["epochs"].unique())))
+    ax.axhline(v_max, color="tab:red", lw=0.9, ls="--", label=f"threshold {v_max}")
+    ax.axvline(paper_width, color="grey", lw=0.8, ls=":", label=f"the paper's width ({paper_width})")
+    ax.set_xscale("log", base=2)
+    ticks = sorted(set(ladder["width"].astype(int)) | {paper_width})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("ResNet-18 width (log2 axis)")
+    ax.set_ylabel("v* (least over layers)")
+    ax.set_title("v* against the network's width")
+    ax.legend(fontsize="x-small", loc="lower left")
+    return fig

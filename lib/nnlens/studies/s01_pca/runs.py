@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ... import collapse, data, features, models, probes, train, utils
-from .config import Study01
+from .config import Study01, networks
 
 # v* (01.1) = the least cumulative explained variance at which some probe comes within NEAR_NETWORK of the
 # network's test accuracy on the integer k grid ("high-accuracy classification", the paper's words).
@@ -87,8 +87,9 @@ def _predict(probe: str, ztr, ytr, zte, cfg: Study01, c: float = 1.0):
     return clf.predict(zte), converged
 
 
-def probe_layer(x_train, y_train, x_test, y_test, cfg: Study01) -> dict:
-    """PCA of one layer and the three probes on its first k PCs.
+def probe_layer(x_train, y_train, x_test, y_test, cfg: Study01, full: bool = True) -> dict:
+    """PCA of one layer and the three probes on its first k PCs (``full=False``: k <= k_max only, none of the
+    extra k, all-feature probes or pairs; the same PCA, so the same rows at k <= k_max).
 
     x_train (N, D), x_test (M, D). Returns {"rows": tidy rows k, explained_variance, probe, accuracy,
     all_features (True on the rows on all D (centred) features, k = D, variance 1, when D > the PCs kept),
@@ -103,7 +104,7 @@ def probe_layer(x_train, y_train, x_test, y_test, cfg: Study01) -> dict:
     ztr, zte = pca.transform(xtr), pca.transform(xte)                     # (N, n_pc), (M, n_pc)
     cum = np.minimum(np.cumsum(pca.explained_variance_ratio_, dtype=np.float64), 1.0)   # (n_pc,)
     k_top = min(cfg.k_max, n_pc)
-    extra = sorted({k for k in EXTRA_KS if k_top < k <= n_pc})
+    extra = sorted({k for k in EXTRA_KS if k_top < k <= n_pc}) if full else []
     ks = list(range(1, k_top + 1)) + extra
     path = probes.knn_ncc_path(ztr, ytr, zte, yte, ks, cfg.knn_k)
     rows = [{"k": k, "explained_variance": float(cum[k - 1]), "probe": p, "accuracy": float(path[p][i]),
@@ -115,7 +116,7 @@ def probe_layer(x_train, y_train, x_test, y_test, cfg: Study01) -> dict:
         rows.append({"k": k, "explained_variance": float(cum[k - 1]), "probe": "svm",
                      "accuracy": float(np.mean(pred == yte)), "all_features": False})
     pairs = []
-    if d > n_pc:                                                          # the probes on all (centred) features
+    if full and d > n_pc:                                                 # the probes on all (centred) features
         mu = xtr.mean(0)
         for p in ("knn", "ncc") + (("svm",) if cfg.svm_all else ()):
             if p == "svm" and n < d:     # the same SVM, solved on the span of the training rows (exact, ~d/n faster)
@@ -132,8 +133,8 @@ def probe_layer(x_train, y_train, x_test, y_test, cfg: Study01) -> dict:
             "pairs": pairs}
 
 
-def run_seed(cfg: Study01, ds, seed: int) -> dict:
-    """Train one network and probe every layer. Frames carry a ``seed`` column."""
+def run_seed(cfg: Study01, ds, seed: int, full: bool = True) -> dict:
+    """Train one network and probe every layer (``full``: see ``probe_layer``). Frames carry a ``seed`` column."""
     fit = train_network(cfg, ds, seed)
     model = fit.model.cpu().eval()
     feats = layer_features(model, ds, cfg.pool)
@@ -141,7 +142,7 @@ def run_seed(cfg: Study01, ds, seed: int) -> dict:
     rows, scree, svm, pairs = [], [], [], []
     with utils.one_thread():
         for depth, (layer, h) in enumerate(feats["train"].items()):
-            out = probe_layer(h, y_tr, feats["test"][layer], y_te, cfg)
+            out = probe_layer(h, y_tr, feats["test"][layer], y_te, cfg, full)
             info = {"seed": seed, "layer": layer, "depth": depth, "dim": h.shape[1]}
             rows += [{**info, **r} for r in out["rows"]]
             scree += [{**info, "k": k + 1, "explained_variance": v} for k, v in enumerate(out["scree"])]
@@ -158,32 +159,48 @@ def run_seed(cfg: Study01, ds, seed: int) -> dict:
             "pairs": pd.DataFrame(pairs, columns=["seed", "layer", "depth", "dim", "probe", "n_test", "diff", "se"])}
 
 
-def _run_seed_one_thread(cfg: Study01, ds, seed: int) -> dict:
+def _run_seed_one_thread(cfg: Study01, ds, seed: int, full: bool = True) -> dict:
     with utils.one_thread():
-        return run_seed(cfg, ds, seed)
+        return run_seed(cfg, ds, seed, full)
 
 
-def probe_seeds(cfg: Study01, ds, n_jobs: int = 2) -> list[dict]:
-    """``run_seed`` for every seed of ``cfg.seeds`` (networks from the cache), each on one thread, in ``n_jobs``
-    processes: the same numbers as a loop (every step runs single-threaded either way), ~n_jobs times sooner."""
-    if n_jobs == 1 or len(cfg.seeds) == 1:
-        return [_run_seed_one_thread(cfg, ds, s) for s in cfg.seeds]
+def probe_seeds(cfg: Study01, ds, n_jobs: int = 2, extra: tuple = ()) -> list[dict]:
+    """``run_seed`` for every seed of ``cfg.seeds`` (networks from the cache), then ``run_seed(c, ds, c.seeds[0],
+    full=False)`` for every config ``c`` of ``extra``; each on one thread, in ``n_jobs`` processes: the same
+    numbers as a loop (every step runs single-threaded either way), ~n_jobs times sooner."""
+    tasks = [(cfg, s, True) for s in cfg.seeds] + [(c, c.seeds[0], False) for c in extra]
+    if n_jobs == 1 or len(tasks) == 1:
+        return [_run_seed_one_thread(c, ds, s, f) for c, s, f in tasks]
     from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=min(n_jobs, len(cfg.seeds)))(delayed(_run_seed_one_thread)(cfg, ds, s)
-                                                         for s in cfg.seeds)
+    return Parallel(n_jobs=min(n_jobs, len(tasks)))(delayed(_run_seed_one_thread)(c, ds, s, f) for c, s, f in tasks)
 
 
-def run(cfg: Study01, ds, raw_knn: float) -> dict:
-    """``run_seed`` for every seed in ``cfg.seeds``; frames concatenated, plus onsets per seed."""
-    spec = models.spec_for("resnet18", ds, width=cfg.width)   # seeds train in 2 processes, 1 thread each (cached)
-    train.fit_many([(spec, ds, train_config(cfg, s)) for s in cfg.seeds], n_jobs=2, progress=False)
-    parts = probe_seeds(cfg, ds, n_jobs=2)
+def _frames(parts: list[dict], raw_knn: float) -> dict:
     res = {key: pd.concat([p[key] for p in parts], ignore_index=True)
            for key in ("history", "probes", "scree", "svm", "collapse", "pairs")}
     res["nets"] = pd.DataFrame([p["net"] for p in parts]).assign(raw_knn=raw_knn)
+    return res
+
+
+def run(cfg: Study01, ds, raw_knn: float) -> dict:
+    """``run_seed`` for every seed in ``cfg.seeds``; frames concatenated, plus onsets per seed. The networks of
+    ``config.networks(cfg)`` (other widths, longer training) are trained and probed beside them: their results
+    are under "extra" ({label: results}); ``ladder.table`` and ``ladder.network_onsets`` summarize them."""
+    extra = networks(cfg)                         # [(label, config)]
+    jobs = [(models.spec_for("resnet18", ds, width=cfg.width), ds, train_config(cfg, s)) for s in cfg.seeds]
+    jobs += [(models.spec_for("resnet18", ds, width=c.width), ds, train_config(c, c.seeds[0])) for _, c in extra]
+    train.fit_many(jobs, n_jobs=2, progress=False)    # 2 processes, 1 thread each (cached)
+    parts = probe_seeds(cfg, ds, n_jobs=2, extra=tuple(c for _, c in extra))
+    n = len(cfg.seeds)
+    res = _frames(parts[:n], raw_knn)
     res["onsets"] = onsets(res["probes"], res["collapse"], cfg)
     res["chance"] = 1.0 / len(np.unique(ds.y_train.numpy()))
+    res["extra"] = {}
+    for (label, c), part in zip(extra, parts[n:], strict=True):
+        sub = _frames([part], raw_knn)
+        sub["onsets"] = onsets(sub["probes"], sub["collapse"], c)
+        res["extra"][label] = sub
     return res
 
 
